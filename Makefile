@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   creates .venv if absent, installs flowae with the pinned constraints, runs the pipeline
+#   make test   same install plus dev tools, then the test suite
+# Both are idempotent: the venv is reused and reinstalled only when pyproject.toml or constraints change.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-dev lint bench-ingest bench-windows mlflow-ui prefect-ui clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/flowae demo
+
+test: install-dev
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check components flows tests benchmarks
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
+
+prefect-ui: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+clean:
+	rm -rf data/demo mlflow/mlflow.db mlflow/artifacts .pytest_cache

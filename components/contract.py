@@ -1,0 +1,135 @@
+"""The CIC-IDS2017 data contract, loaded from ``data_contracts/cicids2017.yaml``.
+
+Every other module asks the contract which columns exist, what they are called in each published
+variant, which role they play and which labels are valid, so that no column list is written twice.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+Role = Literal["feature", "identifier", "label", "timestamp"]
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def canonical_name(raw: str) -> str:
+    """` Flow Bytes/s` -> `flow_bytes_s`: strip, lower-case, runs of non-alphanumerics -> `_`."""
+    return _NON_ALNUM.sub("_", raw.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    role: Role
+    dtype: str
+    required: bool
+    min: float | None = None
+    max: float | None = None
+    max_invalid_fraction: float = 0.0
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contract:
+    version: str
+    columns: tuple[ColumnSpec, ...]
+    variants: dict[str, tuple[str, ...]]
+    benign_label: str
+    known_labels: frozenset[str]
+    dash_variants: tuple[str, ...]
+    label_aliases: dict[str, str]
+    timestamp_formats: tuple[str, ...]
+    by_name: dict[str, ColumnSpec] = field(repr=False, default_factory=dict)
+
+    def names(self, role: Role | None = None) -> list[str]:
+        return [c.name for c in self.columns if role is None or c.role == role]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.names("feature")
+
+    @property
+    def identifier_names(self) -> list[str]:
+        return self.names("identifier")
+
+    def alias_map(self) -> dict[str, str]:
+        """Canonicalised raw name -> contract name, for every alias of every column."""
+        mapping: dict[str, str] = {}
+        for col in self.columns:
+            mapping[col.name] = col.name
+            for alias in col.aliases:
+                mapping.setdefault(canonical_name(alias), col.name)
+        return mapping
+
+    def resolve_header(self, raw_header: list[str]) -> list[str | None]:
+        """Map a raw header to contract names (None for unknown columns).
+
+        A repeated raw name takes the ``_1`` column on its second occurrence, which is how the
+        duplicated `` Fwd Header Length`` becomes ``fwd_header_length_1``.
+        """
+        mapping = self.alias_map()
+        out: list[str | None] = []
+        taken: set[str] = set()
+        for raw in raw_header:
+            name = mapping.get(canonical_name(raw))
+            if name is not None and name in taken:
+                dup = f"{name}_1"
+                name = dup if dup in self.by_name and dup not in taken else None
+            if name is not None:
+                taken.add(name)
+            out.append(name)
+        return out
+
+    def normalise_label(self, raw: str) -> str:
+        """Fold the published label spellings into the canonical set (unknown labels pass through)."""
+        label = raw.strip()
+        for dash in sorted(self.dash_variants, key=len, reverse=True):
+            label = label.replace(dash, "-")
+        label = re.sub(r"\s*-\s*", " - ", label) if label.startswith("Web Attack") else label
+        return self.label_aliases.get(label, label)
+
+
+def _parse(doc: dict) -> Contract:
+    columns = tuple(
+        ColumnSpec(
+            name=c["name"],
+            role=c["role"],
+            dtype=c["dtype"],
+            required=bool(c.get("required", False)),
+            min=c.get("min"),
+            max=c.get("max"),
+            max_invalid_fraction=float(c.get("max_invalid_fraction", 0.0)),
+            aliases=tuple(c.get("aliases", ())),
+        )
+        for c in doc["columns"]
+    )
+    labels = doc["labels"]
+    return Contract(
+        version=str(doc["version"]),
+        columns=columns,
+        variants={k: tuple(v) for k, v in doc["variants"].items()},
+        benign_label=labels["benign"],
+        known_labels=frozenset(labels["known"]),
+        dash_variants=tuple(labels["dash_variants"]),
+        label_aliases=dict(labels.get("aliases", {})),
+        timestamp_formats=tuple(doc["timestamp_formats"]),
+        by_name={c.name: c for c in columns},
+    )
+
+
+def default_contract_path() -> Path:
+    return Path(str(resources.files("data_contracts").joinpath("cicids2017.yaml")))
+
+
+@lru_cache(maxsize=8)
+def load_contract(path: str | Path | None = None) -> Contract:
+    """Load (and cache) the contract; the packaged CIC-IDS2017 contract by default."""
+    with open(path or default_contract_path(), encoding="utf-8") as fh:
+        return _parse(yaml.safe_load(fh))

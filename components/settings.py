@@ -1,0 +1,115 @@
+"""One typed settings object for the whole pipeline.
+
+Read from the environment (``FLOWAE_*``, plus ``MLFLOW_TRACKING_URI``) and an optional YAML file
+(``FLOWAE_CONFIG`` or ``flowae.yaml`` in the working directory). Invalid values fail at start with
+a message that names the setting, so a nightly job never runs half-configured.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+Device = Literal["auto", "cpu", "cuda"]
+InvalidValuePolicy = Literal["quarantine", "impute"]
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Where things live and how runs behave. Paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWAE_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    tracking_uri: str = Field(
+        default="sqlite:///mlflow/mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "FLOWAE_TRACKING_URI", "tracking_uri"),
+    )
+    artifact_root: Path = Path("mlflow/artifacts")
+    data_experiment: str = "flowae-data"
+    train_experiment: str = "flowae-train"
+    registered_model_name: str = "flowae"
+    data_dir: Path = Path("data")
+    raw_dir: Path = Path("data/raw")
+    curated_dir: Path = Path("data/ingested")
+    scored_dir: Path = Path("data/scored")
+    device: Device = "auto"
+    seed: int = Field(default=42, ge=0)
+    invalid_values: InvalidValuePolicy = "quarantine"
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_uri_has_scheme(cls, value: str) -> str:
+        if "://" not in value and not value.startswith(("file:", "databricks")):
+            raise ValueError("must be a URI such as sqlite:///mlflow/mlflow.db or http://host:5000")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("FLOWAE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise SettingsError(f"FLOWAE_CONFIG: {path} does not exist")
+        _check_yaml(path)
+        return path
+    local = Path("flowae.yaml")
+    if local.is_file():
+        _check_yaml(local)
+        return local
+    return None
+
+
+def _check_yaml(path: Path) -> None:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+    if doc is not None and not isinstance(doc, dict):
+        raise SettingsError(f"{path}: expected a mapping of setting: value")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning pydantic's report into one line per bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = "MLFLOW_TRACKING_URI" if name == "tracking_uri" else f"FLOWAE_{name.upper()}"
+            problems.append(f"invalid setting {name} ({env}): {err['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+def artifact_location(settings: Settings) -> str:
+    """Artifact root for experiments created on the embedded (sqlite/file) store."""
+    return settings.artifact_root.resolve().as_uri()

@@ -1,0 +1,150 @@
+"""The ``flowae`` command line: one command per pipeline stage, names fixed by DESIGN.md.
+
+Commands parse arguments, load settings and call a flow; the work lives in ``flows/`` and
+``components/``. Every failure ends with one line on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from components.settings import SettingsError, load_settings
+
+app = typer.Typer(
+    name="flowae",
+    help="Unsupervised network-intrusion detection with LSTM autoencoders (CIC-IDS2017).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"flowae: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides):
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
+def _not_built(command: str) -> None:
+    _fail(f"'{command}' is not built yet in this version of flowae", 3)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the day files.")],
+    rows: Annotated[int, typer.Option(min=1, help="Flows per day file.")] = 10_000,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    variant: Annotated[str, typer.Option(help="MachineLearningCVE | TrafficLabelling")] = "MachineLearningCVE",
+    format: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+    attacks: Annotated[
+        Optional[list[str]],
+        typer.Option("--attacks", help="Attack families to inject (repeat); default: all. 'none' for benign only."),
+    ] = None,
+    days: Annotated[Optional[list[str]], typer.Option("--days", help="Day files to write (repeat); default: all.")] = None,
+) -> None:
+    """Write synthetic CIC-IDS2017 day files with the real headers and quirks."""
+    from components.synth import SynthConfig, write_days
+
+    try:
+        cfg = SynthConfig(rows=rows, seed=seed, variant=variant, format=format,
+                          attacks=attacks, days=days)
+    except ValueError as exc:
+        _fail(f"synth: {exc}", 2)
+    for path in write_days(cfg, out, progress=True):
+        typer.echo(str(path))
+
+
+@app.command()
+def ingest(
+    inputs: Annotated[list[str], typer.Argument(help="CSV/parquet files, folders or globs.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: curated/, quarantine/, manifest.json.")],
+) -> None:
+    """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
+    _not_built("ingest")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Folder written by `flowae ingest --out`.")],
+    model: Annotated[str, typer.Option("--model", help="Model family or baseline name.")] = "lstm_ae",
+    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    window: Annotated[Optional[int], typer.Option(min=2)] = None,
+    stride: Annotated[Optional[int], typer.Option(min=1)] = None,
+    hidden: Annotated[Optional[int], typer.Option(min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0)] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+) -> None:
+    """Train one model on benign-only windows and log the run to MLflow."""
+    _not_built("train")
+
+
+@app.command()
+def evaluate(
+    model_uri: Annotated[str, typer.Option("--model-uri")],
+    data: Annotated[Path, typer.Option("--data")],
+) -> None:
+    """Evaluate a registered model on curated data (AUROC, AUPRC, per-attack recall)."""
+    _not_built("evaluate")
+
+
+@app.command()
+def promote(rollback: Annotated[bool, typer.Option("--rollback")] = False) -> None:
+    """Move the champion alias to the newest validated version (or back)."""
+    _not_built("promote")
+
+
+@app.command()
+def retrain(data: Annotated[list[str], typer.Option("--data")]) -> None:
+    """ingest -> validate -> windows -> train -> calibrate -> evaluate -> register -> promote."""
+    _not_built("retrain")
+
+
+@app.command()
+def compare(
+    data: Annotated[list[str], typer.Option("--data")],
+    models: Annotated[str, typer.Option("--models")] = "all",
+) -> None:
+    """Train and evaluate several models on the same data, side by side with baselines."""
+    _not_built("compare")
+
+
+@app.command()
+def score(
+    inputs: Annotated[list[str], typer.Argument()],
+    out: Annotated[Path, typer.Option("--out")],
+    model_uri: Annotated[str, typer.Option("--model-uri")] = "models:/flowae@champion",
+) -> None:
+    """Batch-score traffic logs with a registered model."""
+    _not_built("score")
+
+
+@app.command()
+def serve() -> None:
+    """Run the scheduled deployments: retrain (weekly) and score-nightly (daily)."""
+    _not_built("serve")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option("--workdir", help="Where demo data goes.")] = Path("data/demo"),
+    rows: Annotated[int, typer.Option(min=100)] = 6_000,
+) -> None:
+    """The whole pipeline on synthetic data, on the embedded default MLflow store."""
+    from flows.demo import run_demo
+
+    run_demo(_settings(), workdir=workdir, rows=rows)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
