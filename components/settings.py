@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     raw_dir: Path = Path("data/raw")
     curated_dir: Path = Path("data/ingested")
     scored_dir: Path = Path("data/scored")
+    checkpoint_dir: Path = Path("checkpoints")
     device: Device = "auto"
     seed: int = Field(default=42, ge=0)
     invalid_values: InvalidValuePolicy = "quarantine"
@@ -105,7 +106,10 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "settings"
-            env = "MLFLOW_TRACKING_URI" if name == "tracking_uri" else f"FLOWAE_{name.upper()}"
+            if name in ("MLFLOW_TRACKING_URI", "FLOWAE_TRACKING_URI", "tracking_uri"):
+                name, env = "tracking_uri", "MLFLOW_TRACKING_URI"
+            else:
+                env = f"FLOWAE_{name.upper()}"
             problems.append(f"invalid setting {name} ({env}): {err['msg']}")
         raise SettingsError("; ".join(problems)) from None
 

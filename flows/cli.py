@@ -33,6 +33,11 @@ def _settings(**overrides):
         _fail(str(exc), 2)
 
 
+def _one_line(exc: BaseException) -> str:
+    """pydantic and friends write paragraphs; a CLI error is one line."""
+    return " ".join(str(exc).split())
+
+
 def _not_built(command: str) -> None:
     _fail(f"'{command}' is not built yet in this version of flowae", 3)
 
@@ -86,7 +91,26 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
 ) -> None:
     """Train one model on benign-only windows and log the run to MLflow."""
-    _not_built("train")
+    settings = _settings()
+    options = {"model": model, "epochs": epochs, "window": window, "stride": stride, "hidden": hidden,
+               "batch_size": batch_size, "lr": lr, "device": device or settings.device,
+               "seed": settings.seed if seed is None else seed}
+    config = {k: v for k, v in options.items() if v is not None}
+    try:
+        from components.training import TrainConfig
+
+        TrainConfig(**config).check_model()
+    except ValueError as exc:
+        _fail(f"train: {_one_line(exc)}", 2)
+    from flows.train import train_flow
+
+    try:
+        summary = train_flow(str(data), config, resume)
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(f"train: {data}: {_one_line(exc)}")
+    typer.echo(f"model {summary['model']} trained on {summary['device']}: best val loss "
+               f"{summary['best_val_loss']:.5f} at epoch {summary['best_epoch']}")
+    typer.echo(f"MLflow run id: {summary['run_id']}")
 
 
 @app.command()
