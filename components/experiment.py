@@ -20,11 +20,10 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource  # noqa: E402
-from mlflow.data.meta_dataset import MetaDataset  # noqa: E402
 
 from components.contract import load_contract  # noqa: E402
 from components.curated import curated_files, file_columns, read_curated, sha256_file  # noqa: E402
+from components.lineage import file_dataset  # noqa: E402
 from components.features import FeatureTransform, select_features  # noqa: E402
 from components.settings import Settings  # noqa: E402
 from components.tracking import ensure_experiment  # noqa: E402
@@ -64,12 +63,9 @@ def prepare_training_data(frame: pd.DataFrame, cfg: TrainConfig) -> TrainingData
     values = transform.transform(frame)
     groups = frame[cfg.group_by].to_numpy() if cfg.group_by else None
     windows = build_windows(values, cfg.window, cfg.stride, groups=groups)
-    flow_index = build_windows(np.arange(n_flows, dtype=np.int64)[:, None], cfg.window, cfg.stride,
-                               groups=groups).values[..., 0]
-    first, last = flow_index.min(axis=1), flow_index.max(axis=1)
     benign = benign_window_mask(is_benign, windows)
-    train_idx = np.flatnonzero(benign & (last < split))
-    val_idx = np.flatnonzero(benign & (first >= split))
+    train_idx = np.flatnonzero(benign & (windows.ends < split))
+    val_idx = np.flatnonzero(benign & (windows.starts >= split))
     if cfg.max_train_windows is not None and len(train_idx) > cfg.max_train_windows:
         keep = np.linspace(0, len(train_idx) - 1, cfg.max_train_windows).round().astype(np.int64)
         train_idx = train_idx[keep]
@@ -114,9 +110,7 @@ def run_training(settings: Settings, data_dir: Path, cfg: TrainConfig, resume: b
         if previous is None:
             mlflow.log_params(_flat_params(cfg))
             for path, digest in zip(files, digests):
-                dataset = MetaDataset(LocalArtifactDatasetSource(str(path.resolve())), name=path.stem,
-                                      digest=digest[:16])
-                mlflow.log_input(dataset, context="training")
+                mlflow.log_input(file_dataset(path, digest), context="training")
         data = prepare_training_data(frame, cfg)
         _log_data_params(data, previous is not None)
 
@@ -160,7 +154,7 @@ def _log_extra_metrics(result: TrainResult, data: TrainingData) -> None:
     from components.models import persistence_error_ratio
 
     if result.model.name == "lstm_ae_seq":
-        val = np.asarray(data.windows.values[data.val_idx[:8192]])
+        val = data.windows.take(data.val_idx[:8192])
         mlflow.log_metric("recon_error_vs_persistence", persistence_error_ratio(result.model, val))
 
 

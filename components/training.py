@@ -234,10 +234,10 @@ def _run_epoch(model, optimizer, windows, train_idx, val_idx, cfg, device, epoch
 
 def _fit_baseline(model, windows, train_idx, val_idx, device, on_epoch) -> TrainResult:
     started = time.perf_counter()
-    model.fit(np.ascontiguousarray(windows.values[train_idx], dtype=np.float32))
+    model.fit(windows.take(train_idx))
     seconds = time.perf_counter() - started
-    train_score = float(model.score_windows(np.asarray(windows.values[train_idx[:4096]])).window_scores.mean())
-    val_score = float(model.score_windows(np.asarray(windows.values[val_idx[:4096]])).window_scores.mean())
+    train_score = float(model.score_windows(windows.take(train_idx[:4096])).window_scores.mean())
+    val_score = float(model.score_windows(windows.take(val_idx[:4096])).window_scores.mean())
     stats = EpochStats(1, train_score, val_score, len(train_idx) / max(seconds, 1e-9), seconds)
     if on_epoch is not None:
         on_epoch(stats)
