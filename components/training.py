@@ -156,7 +156,7 @@ def train_model(
         )
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    n_features = windows.values.shape[-1]
+    n_features = windows.n_features
     model = build_model(cfg.model, n_features=n_features, window=cfg.window, hidden=cfg.hidden,
                         **cfg.model_kwargs)
     if not getattr(model, "trainable", True):

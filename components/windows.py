@@ -1,0 +1,234 @@
+"""Sliding windows of consecutive flows, benign-only masks and a leak-free time split.
+
+Why windows: the sequence models (EncDec-AD style LSTM autoencoders) see T consecutive flows, so an
+attack shows up as a window they cannot reconstruct. Everything here is vectorised: windows are
+``numpy`` strided *views* of the [N, F] feature matrix (no copy of the N*T*F data), and float32
+copies are made one batch at a time in :func:`iter_batches` / :meth:`Windows.take`.
+
+Layout: a :class:`Windows` keeps a *backing* array ``base`` [N, F] (``x`` itself, or ``x`` stably
+re-ordered by group when ``groups`` is given) and, per window, the row in ``base`` where it starts
+(``positions``) plus the flow index of its first flow in the ordered frame (``starts``).
+``order[i]`` is the ordered-frame flow index of backing row ``i`` (``None`` = identity).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+
+def order_flows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flows in time order: stable sort by ``timestamp`` when it is present with no null value.
+
+    Otherwise by (``source_file``, ``row_number``) when both are present, otherwise the original
+    order. The index is kept, so the caller can map scores back to input rows.
+    """
+    if "timestamp" in frame.columns and len(frame) and frame["timestamp"].notna().all():
+        keys = ["timestamp"]
+        # ties (one-second timestamps) keep the file order
+        if {"source_file", "row_number"} <= set(frame.columns):
+            keys += ["source_file", "row_number"]
+        return frame.sort_values(keys, kind="stable")
+    if {"source_file", "row_number"} <= set(frame.columns):
+        return frame.sort_values(["source_file", "row_number"], kind="stable")
+    return frame
+
+
+def window_starts(n_rows: int, window: int, stride: int) -> np.ndarray:
+    """First row of every full window: 0, stride, 2*stride, ... while the window fits."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1 (got window={window}, stride={stride})")
+    if n_rows < window:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n_rows - window + 1, stride, dtype=np.int64)
+
+
+def sliding_windows(x: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """[W, T, F] strided view of ``x`` [N, F] (shares memory with ``x``; read-only)."""
+    if x.ndim != 2:
+        raise ValueError(f"expected x of shape [N, F], got {x.shape}")
+    n_windows = len(window_starts(len(x), window, stride))
+    if n_windows == 0:
+        return np.zeros((0, window, x.shape[1]), dtype=x.dtype)
+    rs, cs = x.strides
+    return as_strided(x, shape=(n_windows, window, x.shape[1]), strides=(rs * stride, rs, cs), writeable=False)
+
+
+@dataclass
+class Windows:
+    """Windows over a backing [N, F] array; see the module docstring for the fields."""
+
+    base: np.ndarray
+    positions: np.ndarray
+    starts: np.ndarray
+    window: int
+    order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def n_features(self) -> int:
+        return self.base.shape[1]
+
+    @property
+    def n_flows(self) -> int:
+        return len(self.base)
+
+    def _regular_step(self) -> int | None:
+        """The constant spacing of ``positions`` (so a single strided view exists), else None."""
+        p = self.positions
+        if len(p) <= 1:
+            return 1
+        d = np.diff(p)
+        return int(d[0]) if d[0] > 0 and np.all(d == d[0]) else None
+
+    @property
+    def values(self) -> np.ndarray:
+        """[W, T, F]: a strided view when the windows are evenly spaced (always without groups).
+
+        With ``groups`` the spacing is irregular and this gathers a copy; prefer :meth:`take` or
+        :func:`iter_batches` on large data.
+        """
+        step = self._regular_step()
+        if step is not None:
+            if len(self.positions) == 0:
+                return np.zeros((0, self.window, self.n_features), dtype=self.base.dtype)
+            rs, cs = self.base.strides
+            first = self.base[int(self.positions[0]):]
+            return as_strided(
+                first, shape=(len(self), self.window, self.n_features),
+                strides=(rs * step, rs, cs), writeable=False,
+            )
+        return self.take(np.arange(len(self)), dtype=self.base.dtype)
+
+    def take(self, indices: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """A contiguous copy [len(indices), T, F] of the selected windows."""
+        view = sliding_window_view(self.base, self.window, axis=0)  # [N-T+1, F, T] view
+        batch = view[self.positions[np.asarray(indices, dtype=np.int64)]].transpose(0, 2, 1)
+        return np.ascontiguousarray(batch, dtype=dtype)
+
+    def flow_index(self) -> np.ndarray:
+        """[W, T] ordered-frame flow index of every flow of every window (for per-flow scores)."""
+        rows = self.positions[:, None] + np.arange(self.window)[None, :]
+        return rows if self.order is None else self.order[rows]
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Ordered-frame flow index of each window's last flow."""
+        last = self.positions + self.window - 1
+        return last if self.order is None else self.order[last]
+
+    def _in_backing_order(self, per_flow: np.ndarray) -> np.ndarray:
+        per_flow = np.asarray(per_flow)
+        if len(per_flow) != self.n_flows:
+            raise ValueError(f"expected {self.n_flows} per-flow values, got {len(per_flow)}")
+        return per_flow if self.order is None else per_flow[self.order]
+
+
+def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | None = None) -> Windows:
+    """Windows of ``window`` consecutive flows every ``stride`` flows of ``x`` [N, F].
+
+    With ``groups`` (one key per flow, e.g. the source IP) a window only holds flows of one group:
+    flows are stably sorted by group (time order kept inside each group; this copies ``x`` once)
+    and windows start every ``stride`` flows from the start of each group.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"expected x of shape [N, F], got {x.shape}")
+    if groups is None:
+        pos = window_starts(len(x), window, stride)
+        return Windows(base=x, positions=pos, starts=pos.copy(), window=window, order=None)
+
+    groups = np.asarray(groups)
+    if len(groups) != len(x):
+        raise ValueError(f"groups has {len(groups)} entries for {len(x)} flows")
+    codes, _ = pd.factorize(groups, use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    base = x[order]
+    # offset of each backing row inside its group
+    first_of_group = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]] if len(x) else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(first_of_group, np.arange(len(x)), 0))
+    offset = np.arange(len(x)) - group_start
+    group_len = np.bincount(sorted_codes, minlength=int(codes.max()) + 1 if len(x) else 0)
+    length_of_row = group_len[sorted_codes] if len(x) else np.zeros(0, np.int64)
+    is_start = (offset % stride == 0) & (offset + window <= length_of_row)
+    pos = np.flatnonzero(is_start).astype(np.int64)
+    # time order of windows: by the ordered-frame index of their first flow
+    starts = order[pos]
+    by_time = np.argsort(starts, kind="stable")
+    return Windows(base=base, positions=pos[by_time], starts=starts[by_time], window=window, order=order)
+
+
+def _window_sums(per_flow_backing: np.ndarray, windows: Windows) -> np.ndarray:
+    """Sum of a per-flow quantity over each window (cumsum trick, no loop over rows)."""
+    cs = np.concatenate([[0], np.cumsum(per_flow_backing, dtype=np.int64)])
+    return cs[windows.positions + windows.window] - cs[windows.positions]
+
+
+def benign_window_mask(is_benign: np.ndarray, windows: Windows) -> np.ndarray:
+    """True for windows whose every flow is benign."""
+    flags = windows._in_backing_order(np.asarray(is_benign, dtype=bool)).astype(np.int64)
+    return _window_sums(flags, windows) == windows.window
+
+
+def window_labels(labels: np.ndarray, windows: Windows, benign: str = "BENIGN") -> np.ndarray:
+    """Per window: ``benign`` when every flow is benign, else its most frequent attack label.
+
+    Ties go to the attack label seen first in ``labels``. Loops over label *classes* only.
+    """
+    labels = windows._in_backing_order(np.asarray(labels, dtype=object))
+    codes, uniques = pd.factorize(labels)
+    out = np.full(len(windows), benign, dtype=object)
+    best = np.zeros(len(windows), dtype=np.int64)
+    for code, name in enumerate(uniques):
+        if name == benign:
+            continue
+        counts = _window_sums((codes == code).astype(np.int64), windows)
+        better = counts > best
+        out[better] = name
+        best[better] = counts[better]
+    return out
+
+
+def window_has_attack(is_benign: np.ndarray, windows: Windows) -> np.ndarray:
+    """True for windows holding at least one non-benign flow (the window-level positive)."""
+    return ~benign_window_mask(is_benign, windows)
+
+
+def time_split(windows: Windows, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, validation) windows; validation strictly later and sharing no flow.
+
+    The cut is the first flow of the window at the ``1 - val_fraction`` quantile (by start):
+    validation windows start at or after it, training windows end before it, and the windows that
+    straddle the cut are dropped.
+    """
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
+    n = len(windows)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    sorted_starts = np.sort(windows.starts)
+    k = int(np.floor(n * (1.0 - val_fraction)))
+    if k >= n:
+        return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cut = sorted_starts[k]
+    val = np.flatnonzero(windows.starts >= cut)
+    train = np.flatnonzero(windows.ends < cut)
+    return train.astype(np.int64), val.astype(np.int64)
+
+
+def iter_batches(
+    windows: Windows, indices: np.ndarray, batch_size: int, shuffle: bool, seed: int
+) -> Iterator[np.ndarray]:
+    """float32 [B, T, F] copies of the selected windows, one batch at a time."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if shuffle:
+        indices = np.random.default_rng(seed).permutation(indices)
+    for lo in range(0, len(indices), batch_size):
+        yield windows.take(indices[lo:lo + batch_size])
