@@ -73,7 +73,25 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", help="Output folder: curated/, quarantine/, manifest.json.")],
 ) -> None:
     """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
-    _not_built("ingest")
+    from components.ingest import plan_outputs
+    from flows.ingest import ingest_flow
+
+    _settings()  # fail early, with one line, on a bad setting
+    planned, notes = plan_outputs(inputs)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    if not planned:
+        _fail("ingest: no input files found", 2)
+    result = ingest_flow(inputs, str(out), progress=True)
+    for entry in result["files"]:
+        status = entry["status"]
+        line = (f"{Path(entry['source']).name}: {status}, rows in {entry['rows_in']}, "
+                f"curated {entry['rows_curated']}, quarantined {entry['rows_quarantined']}")
+        typer.echo(f"{line}, {entry['error']}" if entry["error"] else line)
+    failed = [e for e in result["files"] if e["status"] != "ok"]
+    typer.echo(f"manifest: {result['manifest']}")
+    if failed:
+        _fail(f"ingest: {len(failed)} of {len(result['files'])} files failed", 1)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from flows.ingest import ingest_flow
 from flows.train import train_flow
 
 DEMO_DAYS = ["monday", "friday_ddos", "friday_portscan"]
-DEMO_TRAINING = {"model": "lstm_ae", "epochs": 3, "window": 8, "stride": 2, "hidden": 16,
+DEMO_TRAINING = {"model": "lstm_ae", "epochs": 5, "window": 8, "stride": 2, "hidden": 32, "lr": 3e-3,
                  "batch_size": 256}
 
 

@@ -1,0 +1,220 @@
+"""Ingest benchmark: peak memory and throughput of ``flowae ingest`` on a CSV larger than 1 GB,
+against ``pandas.read_csv`` + the same cleaning on the same file in the same run.
+
+Why: ingest streams record batches so that a day file larger than memory is ingested in bounded
+memory; this script is the evidence (peak RSS must stay under 1.5 GB) and tracks the speed cost.
+
+    .venv/bin/python benchmarks/ingest_memory.py [--gb 1.0] [--write-docs]
+
+The synthetic CSV (``components.synth``, TrafficLabelling variant, real header and quirks) is
+cached under ``data/bench/`` (git-ignored). Each contender runs in its own subprocess; its peak RSS
+comes from ``os.wait4`` (the child's own rusage). Not part of the test suite (a smoke test runs
+``run_benchmark`` on a few MB).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = REPO / "data" / "bench"
+LIMIT_BYTES = 1_500_000_000  # 1.5 GB
+DOCS = REPO / "docs" / "BENCHMARKS.md"
+SECTION = "## Ingest"
+
+
+def ensure_synthetic_csv(target_bytes: int, cache: Path = DEFAULT_CACHE, seed: int = 0,
+                         variant: str = "TrafficLabelling") -> Path:
+    """A synthetic day file of at least ``target_bytes``; generated once, then reused."""
+    from components.synth import SynthConfig, write_days
+
+    cache.mkdir(parents=True, exist_ok=True)
+    probe_dir = cache / "probe"
+    probe = next(write_days(SynthConfig(rows=20_000, seed=seed, variant=variant, days=["friday_ddos"]),
+                            probe_dir))
+    bytes_per_row = probe.stat().st_size / 20_000
+    rows = int(target_bytes / bytes_per_row * 1.02) + 1
+    target = cache / f"synth-{variant}-{rows}-s{seed}.csv"
+    if target.is_file() and target.stat().st_size >= target_bytes:
+        return target
+    tmp_dir = cache / f"tmp-{rows}"
+    written = next(write_days(SynthConfig(rows=rows, seed=seed, variant=variant, days=["friday_ddos"]),
+                              tmp_dir, progress=True))
+    os.replace(written, target)
+    tmp_dir.rmdir()
+    return target
+
+
+_FLOWAE = """
+import json, sys, time
+from pathlib import Path
+from components.ingest import IngestConfig, ingest_paths
+t = time.perf_counter()
+r = ingest_paths([sys.argv[1]], IngestConfig(out=Path(sys.argv[2]), run_gx=sys.argv[3] == "1"))
+rep = r.reports[0]
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": rep.rows_in, "status": rep.status,
+                  "curated": rep.rows_curated, "quarantined": rep.rows_quarantined,
+                  "gx_success": rep.validation_success, "error": rep.error}))
+"""
+
+_PANDAS = """
+import json, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd
+from components.contract import load_contract
+t = time.perf_counter()
+c = load_contract()
+df = pd.read_csv(sys.argv[1], encoding="latin-1", low_memory=False)
+df.columns = [n or str(r) for r, n in zip(df.columns, c.resolve_header(list(df.columns)))]
+bad = np.zeros(len(df), dtype=bool)
+for col in c.columns:
+    if col.name not in df:
+        continue
+    if col.dtype in ("float64", "int64"):
+        v = pd.to_numeric(df[col.name], errors="coerce")
+        bad |= ~np.isfinite(v.to_numpy(dtype="float64", na_value=np.nan))
+        if col.min is not None: bad |= (v < col.min).to_numpy()
+        if col.max is not None: bad |= (v > col.max).to_numpy()
+        df[col.name] = v
+    elif col.dtype == "timestamp":
+        ts = pd.to_datetime(df[col.name], format="%d/%m/%Y %H:%M", errors="coerce")
+        bad |= ts.isna().to_numpy()
+        df[col.name] = ts
+labels = {u: c.normalise_label(str(u)) for u in df["label"].unique()}
+df["label"] = df["label"].map(labels)
+bad |= ~df["label"].isin(c.known_labels).to_numpy()
+out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+df[~bad].to_parquet(out / "curated.parquet", index=False)
+df[bad].astype(str).to_parquet(out / "quarantine.parquet", index=False)
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(df), "status": "ok",
+                  "curated": int((~bad).sum()), "quarantined": int(bad.sum())}))
+"""
+
+
+def _measure(code: str, args: list[str]) -> dict:
+    """Run ``code`` in a fresh interpreter; return its JSON line plus its own peak RSS (bytes)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout = proc.stdout.read()
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {stderr.strip()[-2000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    return result
+
+
+def run_benchmark(csv_path: Path, work: Path, run_gx: bool = True, baseline: bool = True,
+                  without_gx: bool = False) -> dict:
+    """Ingest ``csv_path`` with flowae (and pandas); return sizes, times, rates and peak RSS.
+
+    ``without_gx`` adds a flowae run without Great Expectations, to show the reader's own cost."""
+    size = csv_path.stat().st_size
+    flowae = _measure(_FLOWAE, [str(csv_path), str(work / "flowae"), "1" if run_gx else "0"])
+    result = {"file": str(csv_path), "bytes": size, "gx": run_gx, "flowae": flowae}
+    if without_gx and run_gx:
+        result["flowae_no_gx"] = _measure(_FLOWAE, [str(csv_path), str(work / "flowae-nogx"), "0"])
+    if baseline:
+        result["pandas"] = _measure(_PANDAS, [str(csv_path), str(work / "pandas")])
+    for name in ("flowae", "flowae_no_gx", "pandas"):
+        if name in result:
+            r = result[name]
+            r["mb_s"] = size / 1e6 / r["seconds"]
+            r["rows_s"] = r["rows"] / r["seconds"]
+    if baseline:
+        result["throughput_ratio"] = result["flowae"]["mb_s"] / result["pandas"]["mb_s"]
+    result["under_limit"] = result["flowae"]["peak_rss_bytes"] < LIMIT_BYTES
+    return result
+
+
+def render_section(result: dict, command: str, date: str, machine: str) -> str:
+    from components.ingest import IngestConfig
+
+    f, p, bare = result["flowae"], result.get("pandas"), result.get("flowae_no_gx")
+    gib = 1024**3
+
+    def row(label: str, r: dict) -> str:
+        return (f"| {label} | {r['seconds']:.1f} | {r['mb_s']:.1f} | {r['rows_s']:,.0f} | "
+                f"{r['peak_rss_bytes'] / gib:.2f} GiB ({r['peak_rss_bytes'] / 1e9:.2f} GB) | "
+                f"{r['curated']:,} | {r['quarantined']:,} |")
+
+    lines = [
+        SECTION, "",
+        (f"Streaming ingest of one synthetic TrafficLabelling day file ({result['bytes'] / 1e9:.2f} GB, "
+        f"{f['rows']:,} rows, from `components.synth`) versus `pandas.read_csv` + the same cleaning "
+        "(canonical names, numeric coercion, inf/NaN/range/label checks, timestamp parse, curated + "
+        "quarantine parquet) on the same file in the same run. Each contender runs in its own "
+         "process; peak RSS is that process's `ru_maxrss` (`os.wait4`)."), "",
+        f"- Machine: {machine}", f"- Date: {date}", f"- Command: `{command}`", "",
+        "| contender | seconds | MB/s | rows/s | peak RSS | curated | quarantined |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        row(f"flowae ingest (pyarrow stream + GX per {IngestConfig.gx_chunk_rows:,}-row chunk)"
+            if result.get("gx", True) else "flowae ingest (pyarrow stream, no GX)", f),
+    ]
+    if bare:
+        lines.append(row("flowae ingest without GX (reader + checks + parquet only)", bare))
+    if p:
+        lines.append(row("pandas.read_csv + cleaning (whole file in memory)", p))
+        lines += ["", f"Throughput ratio flowae / pandas: **{result['throughput_ratio']:.2f}x** (MB/s)"
+                  + (f"; without GX **{bare['mb_s'] / p['mb_s']:.2f}x**" if bare else "")
+                  + ". Peak RSS limit 1.5 GB for flowae: "
+                  f"**{'met' if result['under_limit'] else 'NOT met'}**."]
+    lines += ["", ("flowae's time includes Great Expectations (the contract suite on every chunk), "
+              "the sha256 of the input and both parquet outputs; pandas does no GX and no hashing. "
+              "Without GX the streaming reader is faster than pandas at a seventh of its memory; GX "
+              "costs about 1.5 s per chunk plus about 1 s per 100,000 rows, and its chunk size sets "
+              "the peak RSS (`IngestConfig.gx_chunk_rows`; on this machine and file, 200,000-row "
+              "chunks took 54.2 s at 1.44 GB peak, too close to the 1.5 GB limit, hence 100,000). "
+              "Peak RSS does not grow with the file: it is reached on the first chunk and stays flat."),
+              ""]
+    return "\n".join(lines)
+
+
+def write_section(section: str, docs: Path = DOCS) -> None:
+    """Replace (or append) the Ingest section of docs/BENCHMARKS.md; other sections stay as they are."""
+    text = docs.read_text(encoding="utf-8") if docs.is_file() else "# Benchmarks\n\n"
+    start = text.find(SECTION + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=1.0, help="size of the synthetic CSV (GB, 1e9 bytes)")
+    parser.add_argument("--no-gx", action="store_true", help="skip Great Expectations")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/BENCHMARKS.md")
+    parser.add_argument("--machine", default=f"{os.cpu_count()} cores, "
+                        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB RAM, "
+                        f"{platform.system()} {platform.machine()}")
+    parser.add_argument("--date", default=dt.date.today().isoformat())
+    args = parser.parse_args(argv)
+    csv_path = ensure_synthetic_csv(int(args.gb * 1e9))
+    work = DEFAULT_CACHE / "runs"
+    result = run_benchmark(csv_path, work, run_gx=not args.no_gx, baseline=not args.no_baseline,
+                           without_gx=not args.no_gx)
+    print(json.dumps(result, indent=2))
+    if args.write_docs:
+        command = shlex.join([".venv/bin/python", "benchmarks/ingest_memory.py",
+                              *(argv if argv is not None else sys.argv[1:])])
+        write_section(render_section(result, command, args.date, args.machine))
+    return 0 if result["under_limit"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
