@@ -28,6 +28,7 @@ demo: install
 	$(BIN)/flowae demo
 
 test: install-dev
+	$(BIN)/ruff check components flows tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install-dev

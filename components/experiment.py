@@ -15,20 +15,20 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
 
-from components.contract import load_contract  # noqa: E402
-from components.curated import curated_files, file_columns, read_curated, sha256_file  # noqa: E402
-from components.lineage import file_dataset  # noqa: E402
-from components.features import FeatureTransform, select_features  # noqa: E402
-from components.settings import Settings  # noqa: E402
-from components.tracking import ensure_experiment  # noqa: E402
-from components.training import EpochStats, TrainConfig, TrainResult, train_model  # noqa: E402
-from components.windows import Windows, benign_window_mask, build_windows, order_flows  # noqa: E402
+from components.contract import load_contract
+from components.curated import curated_files, file_columns, read_curated, sha256_file
+from components.features import FeatureTransform, select_features
+from components.lineage import file_dataset
+from components.settings import Settings
+from components.tracking import ensure_experiment
+from components.training import EpochStats, TrainConfig, TrainResult, train_model
+from components.windows import Windows, benign_window_mask, build_windows, order_flows
 
 
 @dataclass

@@ -6,7 +6,7 @@ Commands parse arguments, load settings and call a flow; the work lives in ``flo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,10 +50,10 @@ def synth(
     variant: Annotated[str, typer.Option(help="MachineLearningCVE | TrafficLabelling")] = "MachineLearningCVE",
     format: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
     attacks: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--attacks", help="Attack families to inject (repeat); default: all. 'none' for benign only."),
     ] = None,
-    days: Annotated[Optional[list[str]], typer.Option("--days", help="Day files to write (repeat); default: all.")] = None,
+    days: Annotated[list[str] | None, typer.Option("--days", help="Day files to write (repeat); default: all.")] = None,
 ) -> None:
     """Write synthetic CIC-IDS2017 day files with the real headers and quirks."""
     from components.synth import SynthConfig, write_days
@@ -98,14 +98,14 @@ def ingest(
 def train(
     data: Annotated[Path, typer.Option("--data", help="Folder written by `flowae ingest --out`.")],
     model: Annotated[str, typer.Option("--model", help="Model family or baseline name.")] = "lstm_ae",
-    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
-    window: Annotated[Optional[int], typer.Option(min=2)] = None,
-    stride: Annotated[Optional[int], typer.Option(min=1)] = None,
-    hidden: Annotated[Optional[int], typer.Option(min=1)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
-    lr: Annotated[Optional[float], typer.Option(min=0.0)] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0)] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    window: Annotated[int | None, typer.Option(min=2)] = None,
+    stride: Annotated[int | None, typer.Option(min=1)] = None,
+    hidden: Annotated[int | None, typer.Option(min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0)] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    seed: Annotated[int | None, typer.Option(min=0)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
 ) -> None:
     """Train one model on benign-only windows and log the run to MLflow."""

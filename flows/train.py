@@ -23,8 +23,8 @@ def train_task(data_dir: str, config: dict[str, Any], resume: bool) -> dict[str,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "epochs_run": len(result.history),
-        "train_windows": int(len(run.data.train_idx)),
-        "val_windows": int(len(run.data.val_idx)),
+        "train_windows": len(run.data.train_idx),
+        "val_windows": len(run.data.val_idx),
         "windows_per_s": result.history[-1].windows_per_s if result.history else 0.0,
     }
 

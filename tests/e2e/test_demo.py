@@ -15,7 +15,7 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(tmp_path):
     env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     flowae = Path(sys.executable).with_name("flowae")
-    done = subprocess.run([str(flowae), "demo", "--rows", "1500"], cwd=tmp_path, env=env,
+    done = subprocess.run([str(flowae), "demo", "--rows", "1500"], check=False, cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout

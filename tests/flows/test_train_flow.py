@@ -98,7 +98,7 @@ def test_baselines_fit_on_the_same_windows(model, ingested_real_benign, settings
 
 
 def test_resume_continues_the_same_run_after_a_crash(ingested_real_benign, settings, monkeypatch):
-    import components.training as training
+    from components import training
 
     real_epoch = training._run_epoch
 

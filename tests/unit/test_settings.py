@@ -86,7 +86,9 @@ def test_missing_explicit_config_file(monkeypatch, tmp_path):
 
 
 def test_settings_are_frozen():
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         Settings().seed = 1  # type: ignore[misc]
 
 
