@@ -13,4 +13,4 @@ def file_dataset(path: Path, sha256: str, name: str | None = None) -> MetaDatase
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways"
         source = resolve_dataset_source(str(Path(path).resolve()))
-    return MetaDataset(source=source, name=name or Path(path).stem, digest=sha256[:16])
+    return MetaDataset(source=source, name=name or Path(path).stem, digest=sha256[:36])  # column is 36 wide
