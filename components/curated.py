@@ -1,7 +1,6 @@
 """Read the curated parquet written by ``flowae ingest`` back as one time-ordered frame."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -41,11 +40,3 @@ def file_columns(files: list[Path]) -> list[str]:
         names = set(pq.read_schema(path).names)
         common = [c for c in common if c in names]
     return common
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

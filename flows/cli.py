@@ -73,7 +73,7 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", help="Output folder: curated/, quarantine/, manifest.json.")],
 ) -> None:
     """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
-    from components.ingest import plan_outputs
+    from components.ingest import FileReport, plan_outputs
     from flows.ingest import ingest_flow
 
     _settings()  # fail early, with one line, on a bad setting
@@ -84,10 +84,7 @@ def ingest(
         _fail("ingest: no input files found", 2)
     result = ingest_flow(inputs, str(out), progress=True)
     for entry in result["files"]:
-        status = entry["status"]
-        line = (f"{Path(entry['source']).name}: {status}, rows in {entry['rows_in']}, "
-                f"curated {entry['rows_curated']}, quarantined {entry['rows_quarantined']}")
-        typer.echo(f"{line}, {entry['error']}" if entry["error"] else line)
+        typer.echo(FileReport(**entry).one_line())
     failed = [e for e in result["files"] if e["status"] != "ok"]
     typer.echo(f"manifest: {result['manifest']}")
     if failed:
