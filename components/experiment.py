@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 
 from components.contract import load_contract
-from components.curated import curated_files, file_columns, read_curated, sha256_file
+from components.curated import curated_files, file_columns, read_curated
 from components.features import FeatureTransform, select_features
 from components.lineage import file_dataset
+from components.readers import sha256_file
 from components.settings import Settings
 from components.tracking import ensure_experiment
 from components.training import EpochStats, TrainConfig, TrainResult, train_model

@@ -5,12 +5,17 @@ Commands parse arguments, load settings and call a flow; the work lives in ``flo
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from components.settings import SettingsError, load_settings
+
+# Nightly hosts are often offline: no usage telemetry unless the user turns it back on.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 app = typer.Typer(
     name="flowae",
