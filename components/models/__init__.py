@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from components.models.attention_ae import AttentionAutoencoder
-from components.models.base import ScoreOutput, WindowModel, fit_quick
+from components.models.base import ScoreOutput, WindowModel
 from components.models.baselines import (
     BASELINES,
     IsolationForestBaseline,
@@ -105,7 +105,6 @@ __all__ = [
     "SparseLSTMAutoencoder",
     "WindowModel",
     "build_model",
-    "fit_quick",
     "gaussian_kl",
     "persistence_error_ratio",
     "score_array",

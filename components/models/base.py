@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -91,55 +90,3 @@ class WindowModel(nn.Module):
     def _check(self, batch: Tensor) -> None:
         if batch.dim() != 3 or batch.shape[-1] != self.n_features:
             raise ValueError(f"{self.name}: expected [B, T, {self.n_features}], got {tuple(batch.shape)}")
-
-
-def _as_tensor_batches(windows: np.ndarray, batch_size: int, device, shuffle: bool, generator=None):
-    n = len(windows)
-    order = np.arange(n)
-    if shuffle:
-        order = order[torch.randperm(n, generator=generator).numpy()]
-    for lo in range(0, n, batch_size):
-        idx = order[lo:lo + batch_size]
-        yield torch.from_numpy(np.ascontiguousarray(windows[idx], dtype=np.float32)).to(device)
-
-
-def fit_quick(
-    model: WindowModel,
-    train_windows: np.ndarray,
-    val_windows: np.ndarray | None = None,
-    epochs: int = 5,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> list[float]:
-    """A minimal Adam loop (prepare -> epochs -> calibrate) for tests and benchmarks.
-
-    The real trainer (early stopping, checkpoints, bf16, MLflow) is ``components.training``; this
-    exists so model-quality tests do not depend on it. Returns the mean training loss per epoch.
-    """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model.to(device)
-    model.train()
-    with torch.no_grad():
-        model.prepare(_as_tensor_batches(train_windows, batch_size, device, shuffle=False))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history: list[float] = []
-    for _ in range(epochs):
-        model.train()
-        total, count = 0.0, 0
-        for batch in _as_tensor_batches(train_windows, batch_size, device, shuffle=True, generator=gen):
-            opt.zero_grad(set_to_none=True)
-            loss = model.loss(batch)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += float(loss.detach()) * len(batch)
-            count += len(batch)
-        history.append(total / max(count, 1))
-    model.eval()
-    calib = val_windows if val_windows is not None and len(val_windows) else train_windows
-    with torch.no_grad():
-        model.calibrate(_as_tensor_batches(calib, batch_size, device, shuffle=False))
-    return history

@@ -14,8 +14,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from components.features import FeatureTransform, select_features
-from components.models import MODEL_NAMES, build_model, fit_quick, score_array
+from components.models import MODEL_NAMES, build_model, score_array
 from components.synth import synth_frame
+from components.training import TrainConfig, train_model
 from components.windows import benign_window_mask, build_windows, order_flows, time_split
 
 WINDOW = 8
@@ -43,29 +44,31 @@ def _prepare(day: str):
     fit_windows = build_windows(x[:fit_end], WINDOW, 1)
     train_idx, val_idx = time_split(fit_windows, 0.2)
     ok = benign_window_mask(benign[:fit_end], fit_windows)
-    train, val = fit_windows.take(train_idx[ok[train_idx]]), fit_windows.take(val_idx[ok[val_idx]])
+    train_idx, val_idx = train_idx[ok[train_idx]], val_idx[ok[val_idx]]
 
     test_windows = build_windows(x[fit_end:], WINDOW, 1)
     positive = ~benign_window_mask(benign[fit_end:], test_windows)
-    return train, val, test_windows, positive
+    return fit_windows, train_idx, val_idx, test_windows, positive
 
 
 @pytest.fixture(scope="module", params=["friday_ddos", "friday_portscan"])
 def day_data(request):
-    train, val, test, positive = _prepare(request.param)
+    fit_windows, train_idx, val_idx, test, positive = _prepare(request.param)
     assert 0 < positive.sum() < len(positive)
-    persistence = build_model("persistence", train.shape[2], WINDOW).fit(train)
+    persistence = build_model("persistence", fit_windows.n_features, WINDOW).fit(fit_windows.take(train_idx))
     baseline_auc = roc_auc_score(positive, score_array(persistence, test).window_scores)
-    return request.param, train, val, test, positive, baseline_auc
+    return request.param, fit_windows, train_idx, val_idx, test, positive, baseline_auc
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_family_beats_persistence_on_attack_windows(name, day_data):
-    day, train, val, test, positive, baseline_auc = day_data
-    torch.manual_seed(0)
-    model = build_model(name, n_features=train.shape[2], window=WINDOW, hidden=32)
-    history = fit_quick(model, train, val, epochs=EPOCHS, batch_size=64, lr=3e-3, seed=0)
+    day, fit_windows, train_idx, val_idx, test, positive, baseline_auc = day_data
+    cfg = TrainConfig(model=name, epochs=EPOCHS, window=WINDOW, hidden=32, batch_size=64, lr=3e-3,
+                      patience=EPOCHS, device="cpu", seed=0)
+    result = train_model(fit_windows, train_idx, val_idx, cfg, progress=False)
+    history = [h.train_loss for h in result.history]
     assert history[-1] < history[0]
+    model = result.model
     scores = score_array(model, test).window_scores
     assert np.isfinite(scores).all()
     auc = roc_auc_score(positive, scores)
