@@ -6,6 +6,7 @@ only Python loops run over the *distinct* values of low-cardinality columns (lab
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,13 @@ def _float_or_none(value: bytes | str | None) -> float | None:
         return None
 
 
-def parse_timestamp(arr: pa.Array, formats: tuple[str, ...]) -> Parsed:
-    """Text in any of the contract's formats -> timestamp[s]; first matching format wins."""
+def parse_timestamp(arr: pa.Array, formats: tuple[str, ...],
+                    pm_hours: Callable[[str], tuple[int, int] | None] | None = None) -> Parsed:
+    """Text in any of the contract's formats -> timestamp[s]; first matching format wins.
+
+    ``pm_hours(fmt)`` names the hours that a 12-hour clock without AM/PM wrote for afternoon
+    times in that format; they are moved on by 12 hours so that time order is real time order.
+    """
     arr = _plain(arr)
     if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
         values = pc.cast(arr, pa.timestamp("s"))
@@ -96,6 +102,12 @@ def parse_timestamp(arr: pa.Array, formats: tuple[str, ...]) -> Parsed:
     values = pa.nulls(len(arr), pa.timestamp("s"))
     for fmt in formats:
         parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+        afternoon = pm_hours(fmt) if pm_hours is not None else None
+        if afternoon is not None:
+            hour = pc.hour(parsed)
+            is_pm = pc.and_(pc.greater_equal(hour, afternoon[0]), pc.less_equal(hour, afternoon[1]))
+            later = pc.add(parsed, pa.scalar(12 * 3600, pa.duration("s")))
+            parsed = pc.if_else(is_pm, later, parsed)
         values = pc.coalesce(values, parsed)
     unparsable = _mask(pc.is_null(values)) & ~missing
     return Parsed(values, missing, unparsable)

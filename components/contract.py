@@ -46,6 +46,7 @@ class Contract:
     dash_variants: tuple[str, ...]
     label_aliases: dict[str, str]
     timestamp_formats: tuple[str, ...]
+    twelve_hour_clock: dict = field(default_factory=dict)
     by_name: dict[str, ColumnSpec] = field(repr=False, default_factory=dict)
 
     def names(self, role: Role | None = None) -> list[str]:
@@ -87,6 +88,14 @@ class Contract:
             out.append(name)
         return out
 
+    def pm_hours(self, variant: str, fmt: str) -> tuple[int, int] | None:
+        """Hours that mean afternoon for timestamps of ``fmt`` in ``variant`` (12-hour clock)."""
+        clock = self.twelve_hour_clock
+        if variant in clock.get("variants", ()) and fmt in clock.get("formats", ()):
+            low, high = clock["pm_hours"]
+            return int(low), int(high)
+        return None
+
     def normalise_label(self, raw: str) -> str:
         """Fold the published label spellings into the canonical set (unknown labels pass through)."""
         label = raw.strip()
@@ -120,6 +129,7 @@ def _parse(doc: dict) -> Contract:
         dash_variants=tuple(labels["dash_variants"]),
         label_aliases=dict(labels.get("aliases", {})),
         timestamp_formats=tuple(doc["timestamp_formats"]),
+        twelve_hour_clock=dict(doc.get("twelve_hour_clock") or {}),
         by_name={c.name: c for c in columns},
     )
 

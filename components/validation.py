@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -150,7 +151,8 @@ def check_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract, source_file
             typed[name], frame[name] = _check_numeric(parse_numeric(arr), mapped, rules, stats,
                                                       ordinary, policy)
             continue
-        parsed: Parsed = (parse_timestamp(arr, contract.timestamp_formats)
+        parsed: Parsed = (parse_timestamp(arr, contract.timestamp_formats,
+                                          partial(contract.pm_hours, plan.variant))
                           if spec.dtype == "timestamp" else parse_text(arr))
         stats.null[name] += int(parsed.missing.sum())
         stats.text[name] += int(parsed.unparsable.sum())

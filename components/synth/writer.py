@@ -101,9 +101,11 @@ def pandas_columns(variant: str) -> list[str]:
 
 
 def format_timestamp(ts: pd.Series) -> np.ndarray:
-    """d/m/yyyy h:mm without leading zeros, 24-hour clock."""
+    """d/m/yyyy h:mm without leading zeros, on the published files' 12-hour clock without AM/PM
+    (15:30 is written ``3:30``; the contract's ``twelve_hour_clock`` reads it back as 15:30)."""
     t = pd.DatetimeIndex(ts)
-    return np.array([f"{d}/{m}/{y} {h}:{mi:02d}" for d, m, y, h, mi in zip(t.day, t.month, t.year, t.hour, t.minute)],
+    hours = (t.hour + 11) % 12 + 1
+    return np.array([f"{d}/{m}/{y} {h}:{mi:02d}" for d, m, y, h, mi in zip(t.day, t.month, t.year, hours, t.minute)],
                     dtype=object)
 
 

@@ -59,6 +59,35 @@ def real_run(shared_data, tmp_path_factory):
     return out, result
 
 
+def test_real_attack_times_are_the_documented_afternoon_times(real_run):
+    """DDoS (LOIC) ran 15:56-16:16 and PortScan 13:55-14:35 on 7/7/2017; the files write them on a
+    12-hour clock ("3:56"), which ingest reads back as afternoon."""
+    out, _ = real_run
+    ddos = pq.read_table(out / "out" / "curated" / "friday-ddos-1000.TrafficLabelling.parquet")
+    scan = pq.read_table(out / "out" / "curated" / "friday-portscan-1000.TrafficLabelling.parquet")
+    ddos_hours = {t.strftime("%H:%M") for t in ddos["timestamp"].to_pylist()}
+    assert ddos_hours == {"15:56"}
+    scan_times = [t.strftime("%H:%M") for t in scan["timestamp"].to_pylist()]
+    assert min(scan_times) == "13:05" and max(scan_times) == "14:51"
+
+
+def test_synthetic_day_round_trips_time_order(tmp_path):
+    """synth writes the 12-hour clock of the originals; ingest gives back the generator's times."""
+    from components.synth import SynthConfig, synth_frame, write_days
+
+    cfg_synth = SynthConfig(rows=800, seed=3, variant="TrafficLabelling", format="csv", attacks=None,
+                            days=["monday"])
+    [path] = list(write_days(cfg_synth, tmp_path / "raw"))
+    report = ingest_file(path, cfg(tmp_path))
+    assert report.ok
+    got = curated(tmp_path, path.stem).to_pandas()
+    expected = synth_frame(800, seed=3, day="monday")
+    kept = expected.iloc[got["row_number"].to_numpy() - 1]
+    assert (got["timestamp"].to_numpy() == kept["timestamp"].dt.floor("min").to_numpy()).all()
+    assert got["timestamp"].is_monotonic_increasing
+    assert got["timestamp"].dt.hour.max() >= 13
+
+
 def test_real_files_counts_add_up_exactly(real_run):
     _, result = real_run
     got = {Path(r.source).name: (r.status, r.rows_in, r.rows_curated, r.rows_quarantined)

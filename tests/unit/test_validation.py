@@ -132,3 +132,19 @@ def test_merge_results_recomputes_success_on_totals():
     assert ok["success"] is True and ok["results"][0]["unexpected_count"] == 2
     bad = merge_results([chunk(2), chunk(3)])  # 5 of 200 = 2.5 %
     assert bad["success"] is False and bad["chunks"] == 2
+
+
+@pytest.mark.parametrize(("variant", "expected"), [
+    ("TrafficLabelling", ["2017-07-07T15:30:00", "2017-07-07T09:15:00", "2017-07-07T12:05:00",
+                          "2017-07-07T03:30:05"]),
+    ("other", ["2017-07-07T03:30:00", "2017-07-07T09:15:00", "2017-07-07T12:05:00",
+               "2017-07-07T03:30:05"]),
+])
+def test_published_twelve_hour_clock_is_read_as_afternoon(contract, variant, expected):
+    """The published files write 15:30 as "3:30"; only that variant and format are shifted."""
+    from functools import partial
+
+    raw = pa.array([b"7/7/2017 3:30", b"7/7/2017 9:15", b"7/7/2017 12:05", b"07/07/2017 03:30:05"],
+                   pa.binary())
+    parsed = parse_timestamp(raw, contract.timestamp_formats, partial(contract.pm_hours, variant))
+    assert [v.isoformat() for v in parsed.values.to_pylist()] == expected
