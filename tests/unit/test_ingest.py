@@ -134,7 +134,7 @@ def test_real_files_canonical_typed_columns(real_run, shared_data):
     assert tl.schema.field("timestamp").type == pa.timestamp("ms")
     assert tl.schema.field("destination_port").type == pa.int64()
     assert tl.schema.field("flow_duration").type == pa.float64()
-    assert tl["timestamp"][0].as_py().isoformat() == "2017-07-07T03:56:00"
+    assert tl["timestamp"][0].as_py().isoformat() == "2017-07-07T15:56:00"  # "3:56" on a 12-hour clock
     assert set(tl["label"].to_pylist()) == {"DDoS"}
     assert set(mlcve["label"].to_pylist()) == {"BENIGN"}
     assert mlcve["source_file"][0].as_py() == MLCVE
