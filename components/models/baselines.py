@@ -12,6 +12,7 @@ training windows (random_state = seed). Persisting the fitted forest (skops) is 
 """
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -129,9 +130,40 @@ class IsolationForestBaseline(_Baseline):
         ).fit(_flat(train_windows))
         return self
 
+    # The only non-builtin type a fitted IsolationForest holds; anything else in a file is refused.
+    TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+
+    def to_dict(self) -> dict:
+        """hparams, plus the fitted forest in skops' format (base64): loadable without pickle."""
+        d = super().to_dict()
+        if self.forest_ is not None:
+            import skops.io
+
+            d["forest_skops"] = base64.b64encode(skops.io.dumps(self.forest_)).decode("ascii")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IsolationForestBaseline:
+        obj = cls(**d.get("hparams", {}))
+        if "forest_skops" in d:
+            import skops.io
+
+            data = base64.b64decode(d["forest_skops"])
+            untrusted = skops.io.get_untrusted_types(data=data)
+            unexpected = sorted(set(untrusted) - set(cls.TRUSTED_TYPES))
+            if unexpected:
+                raise ValueError(f"isolation_forest state holds unexpected types: {unexpected}")
+            forest = skops.io.loads(data, trusted=untrusted)
+            from sklearn.ensemble import IsolationForest
+
+            if not isinstance(forest, IsolationForest):
+                raise ValueError(f"isolation_forest state holds a {type(forest).__name__}")
+            obj.forest_ = forest
+        return obj
+
     def score_windows(self, windows: np.ndarray) -> ScoreOutput:
         if self.forest_ is None:
-            raise RuntimeError("IsolationForestBaseline.score_windows before fit (refit from training windows)")
+            raise RuntimeError("IsolationForestBaseline.score_windows before fit")
         w = np.asarray(windows)
         scores = (-self.forest_.score_samples(_flat(w))).astype(np.float32)
         errors = np.broadcast_to(scores[:, None, None], w.shape).astype(np.float32)

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from components.experiment import run_training
-from components.models import BASELINE_NAMES, MODEL_NAMES, build_model
+from components.models import BASELINE_NAMES, BASELINES, MODEL_NAMES, build_model
 from components.settings import load_settings
 from components.training import TrainConfig
 from flows.cli import app
@@ -95,6 +95,13 @@ def test_baselines_fit_on_the_same_windows(model, ingested_real_benign, settings
     client = MlflowClient(settings.tracking_uri)
     assert {"model.json", "transform.json", "baseline.json"} <= _artifacts(client, run.run_id, "model")
     assert np.isfinite(run.result.best_val_loss)
+
+    # The logged state alone rebuilds the fitted baseline (no refit, no pickle).
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=run.run_id, artifact_path="model"))
+    rebuilt = BASELINES[model].from_dict(json.loads((folder / "baseline.json").read_text()))
+    windows = run.data.windows.take(run.data.val_idx[:64])
+    np.testing.assert_allclose(rebuilt.score_windows(windows).window_scores,
+                               run.result.model.score_windows(windows).window_scores, rtol=1e-6)
 
 
 def test_resume_continues_the_same_run_after_a_crash(ingested_real_benign, settings, monkeypatch):

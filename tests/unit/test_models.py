@@ -167,9 +167,7 @@ def test_baselines_fit_score_and_round_trip_json(name):
     out = score_array(model, windows)
     assert out.window_scores.shape == (40,) and out.flow_errors.shape == (40, T, F)
     state = json.loads(json.dumps(model.to_dict()))
-    again = type(model).from_dict(state)
-    if name == "isolation_forest":  # refit from hparams + seed (documented): deterministic
-        again.fit(windows)
+    again = type(model).from_dict(state)  # fitted state included: no refit, no pickle
     np.testing.assert_allclose(score_array(again, windows).window_scores, out.window_scores, rtol=1e-6)
 
 
@@ -198,3 +196,15 @@ def test_score_array_accepts_windows_objects_in_batches():
 def test_unknown_model_names_the_valid_ones():
     with pytest.raises(ValueError, match="nope.*lstm_ae.*isolation_forest"):
         build_model("nope", 3, 4)
+
+
+def test_isolation_forest_state_refuses_unexpected_types():
+    import base64
+
+    import skops.io
+    from sklearn.linear_model import LinearRegression
+
+    state = build_model("isolation_forest", F, T).to_dict()
+    state["forest_skops"] = base64.b64encode(skops.io.dumps(LinearRegression())).decode()
+    with pytest.raises(ValueError, match="isolation_forest state holds a LinearRegression"):
+        type(build_model("isolation_forest", F, T)).from_dict(state)
