@@ -232,8 +232,15 @@ def _run_epoch(model, optimizer, windows, train_idx, val_idx, cfg, device, epoch
     return EpochStats(epoch, total / max(seen, 1), val_loss, seen / max(seconds, 1e-9), seconds)
 
 
+#: Baselines fit in memory on one array: beyond this many windows they fit on an even subsample
+#: (PCA's components and an isolation forest's 256-sample trees do not need more).
+BASELINE_FIT_WINDOWS = 200_000
+
+
 def _fit_baseline(model, windows, train_idx, val_idx, device, on_epoch) -> TrainResult:
     started = time.perf_counter()
+    if len(train_idx) > BASELINE_FIT_WINDOWS:
+        train_idx = train_idx[np.linspace(0, len(train_idx) - 1, BASELINE_FIT_WINDOWS).astype(np.int64)]
     model.fit(windows.take(train_idx))
     seconds = time.perf_counter() - started
     train_score = float(model.score_windows(windows.take(train_idx[:4096])).window_scores.mean())

@@ -8,19 +8,15 @@ baseline (a ratio near or below 1 on benign validation windows means "it mostly 
 from __future__ import annotations
 
 import numpy as np
-from torch import Tensor, nn
+from torch import Tensor
 
-from components.models.base import WindowModel
+from components.models.lstm_ae import LSTMAutoencoder
 
 
-class LSTMSeqAutoencoder(WindowModel):
+class LSTMSeqAutoencoder(LSTMAutoencoder):
+    """The same layers as ``lstm_ae``; only the decoder's input differs (no RepeatVector)."""
+
     name = "lstm_ae_seq"
-
-    def __init__(self, n_features: int, window: int, hidden: int = 32, num_layers: int = 1) -> None:
-        super().__init__(n_features, window, hidden, num_layers=num_layers)
-        self.encoder = nn.LSTM(n_features, hidden, num_layers=num_layers, batch_first=True)
-        self.decoder = nn.LSTM(hidden, hidden, num_layers=num_layers, batch_first=True)
-        self.output = nn.Linear(hidden, n_features)
 
     def reconstruct(self, batch: Tensor) -> Tensor:
         self._check(batch)

@@ -68,11 +68,20 @@ class SparseLSTMAutoencoder(LSTMAutoencoder):
             flow_scores = self.mahalanobis(errors.sqrt())
         return ScoreOutput(window_scores=flow_scores.mean(dim=1), flow_errors=errors, flow_scores=flow_scores)
 
+    #: Error vectors used to fit the error model at most: enough for an F x F covariance, and it
+    #: bounds calibration memory on large validation sets (stride-1 windows repeat each flow T times).
+    CALIBRATION_ROWS = 500_000
+
     @torch.no_grad()
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         from sklearn.covariance import LedoitWolf
 
-        chunks = [self.flow_squared_errors(b).sqrt().reshape(-1, self.n_features).cpu().numpy() for b in batches]
+        chunks, rows = [], 0
+        for b in batches:
+            chunks.append(self.flow_squared_errors(b).sqrt().reshape(-1, self.n_features).cpu().numpy())
+            rows += len(chunks[-1])
+            if rows >= self.CALIBRATION_ROWS:
+                break
         if not chunks:
             raise ValueError(f"{self.name}.calibrate needs at least one benign validation batch")
         errors = np.concatenate(chunks).astype(np.float64)
