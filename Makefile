@@ -28,11 +28,11 @@ demo: install
 	$(BIN)/flowae demo
 
 test: install-dev
-	$(BIN)/ruff check components flows tests benchmarks
+	$(BIN)/ruff check --no-cache components flows tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check components flows tests benchmarks
+	$(BIN)/ruff check --no-cache components flows tests benchmarks
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
