@@ -173,18 +173,10 @@ def log_model_artifacts(result: TrainResult, data: TrainingData, cfg: TrainConfi
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             torch.save(state, folder / "state_dict.pt")
         else:
-            (folder / "baseline.json").write_text(json.dumps(model.to_dict(), default=_jsonable))
+            (folder / "baseline.json").write_text(json.dumps(model.to_dict()))
         mlflow.log_artifacts(str(folder), artifact_path="model")
     if result.history:
         mlflow.log_figure(_loss_figure(result), "plots/loss_curve.png")
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
 def _loss_figure(result: TrainResult):

@@ -195,11 +195,6 @@ def window_labels(labels: np.ndarray, windows: Windows, benign: str = "BENIGN") 
     return out
 
 
-def window_has_attack(is_benign: np.ndarray, windows: Windows) -> np.ndarray:
-    """True for windows holding at least one non-benign flow (the window-level positive)."""
-    return ~benign_window_mask(is_benign, windows)
-
-
 def time_split(windows: Windows, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (train, validation) windows; validation strictly later and sharing no flow.
 

@@ -6,7 +6,6 @@ retries), visibility (Prefect artifact, MLflow run) and nothing else. Data moves
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -104,7 +103,3 @@ def _publish_artifact(reports: list[FileReport]) -> None:
              "gx_success": r.validation_success, "error": r.error or ""} for r in reports]
     create_table_artifact(rows, key="ingest-validation-summary",
                           description="Per-file ingest and Great Expectations validation summary")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(json.dumps(ingest_flow(sys.argv[1:-1], sys.argv[-1]), indent=2))
