@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from components.settings import SettingsError, load_settings
+from flows.cli_support import fail, one_line, run_flow_command
 
 # Nightly hosts are often offline: no usage telemetry unless the user turns it back on.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -26,25 +27,15 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"flowae: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _settings(**overrides):
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
-        _fail(str(exc), 2)
-
-
-def _one_line(exc: BaseException) -> str:
-    """pydantic and friends write paragraphs; a CLI error is one line."""
-    return " ".join(str(exc).split())
+        fail(str(exc), 2)
 
 
 def _not_built(command: str) -> None:
-    _fail(f"'{command}' is not built yet in this version of flowae", 3)
+    fail(f"'{command}' is not built yet in this version of flowae", 3)
 
 
 @app.command()
@@ -67,7 +58,7 @@ def synth(
         cfg = SynthConfig(rows=rows, seed=seed, variant=variant, format=format,
                           attacks=attacks, days=days)
     except ValueError as exc:
-        _fail(f"synth: {exc}", 2)
+        fail(f"synth: {exc}", 2)
     for path in write_days(cfg, out, progress=True):
         typer.echo(str(path))
 
@@ -79,21 +70,27 @@ def ingest(
 ) -> None:
     """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
     from components.ingest import FileReport, plan_outputs
-    from flows.ingest import ingest_flow
 
     _settings()  # fail early, with one line, on a bad setting
     planned, notes = plan_outputs(inputs)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if not planned:
-        _fail("ingest: no input files found", 2)
-    result = ingest_flow(inputs, str(out), progress=True)
+        fail("ingest: no input files found", 2)
+
+    def work(api):
+        from flows.ingest import ingest_flow
+
+        api.wait_ready()
+        return ingest_flow(inputs, str(out), progress=True)
+
+    result = run_flow_command("ingest", out, work)
     for entry in result["files"]:
         typer.echo(FileReport(**entry).one_line())
     failed = [e for e in result["files"] if e["status"] != "ok"]
     typer.echo(f"manifest: {result['manifest']}")
     if failed:
-        _fail(f"ingest: {len(failed)} of {len(result['files'])} files failed", 1)
+        fail(f"ingest: {len(failed)} of {len(result['files'])} files failed", 1)
 
 
 @app.command()
@@ -121,13 +118,15 @@ def train(
 
         TrainConfig(**config).check_model()
     except ValueError as exc:
-        _fail(f"train: {_one_line(exc)}", 2)
-    from flows.train import train_flow
+        fail(f"train: {one_line(exc)}", 2)
 
-    try:
-        summary = train_flow(str(data), config, resume)
-    except (ValueError, RuntimeError, OSError) as exc:
-        _fail(f"train: {data}: {_one_line(exc)}")
+    def work(api):
+        from flows.train import train_flow
+
+        api.wait_ready()
+        return train_flow(str(data), config, resume)
+
+    summary = run_flow_command("train", None, work)
     typer.echo(f"model {summary['model']} trained on {summary['device']}: best val loss "
                f"{summary['best_val_loss']:.5f} at epoch {summary['best_epoch']}")
     typer.echo(f"MLflow run id: {summary['run_id']}")
@@ -185,9 +184,15 @@ def demo(
     rows: Annotated[int, typer.Option(min=100)] = 6_000,
 ) -> None:
     """The whole pipeline on synthetic data, on the embedded default MLflow store."""
-    from flows.demo import run_demo
+    settings = _settings()
 
-    run_demo(_settings(), workdir=workdir, rows=rows)
+    def work(api):
+        from flows.demo import run_demo
+
+        api.wait_ready()
+        return run_demo(settings, workdir=workdir, rows=rows)
+
+    run_flow_command("demo", workdir, work)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -17,6 +17,7 @@ MLCVE = "friday-afternoon-benign-head.MachineLearningCVE.csv"
 TL_BENIGN = "friday-afternoon-benign-head.TrafficLabelling.csv"
 DDOS = "friday-ddos-1000.TrafficLabelling.csv"
 PORTSCAN = "friday-portscan-1000.TrafficLabelling.csv"
+WEEK_SAMPLE = "week-benign-sample.CICIDS2017_sample.csv"
 
 
 def cfg(tmp_path: Path, **kw) -> IngestConfig:
@@ -93,13 +94,16 @@ def test_real_files_counts_add_up_exactly(real_run):
     got = {Path(r.source).name: (r.status, r.rows_in, r.rows_curated, r.rows_quarantined)
            for r in result.reports}
     # MLCVE: 13 Infinity + 1 NaN sit in 7 rows (6 rows with two Infinity, 1 row NaN + Infinity).
-    assert got == {
+    known = {
         MLCVE: ("ok", 9998, 9991, 7),
         TL_BENIGN: ("ok", 299, 298, 1),
         DDOS: ("ok", 1000, 1000, 0),
         PORTSCAN: ("ok", 1000, 1000, 0),
+        WEEK_SAMPLE: ("ok", 1686, 1685, 1),  # one row with Infinity rates
     }
-    for r in result.reports:
+    assert {name: got[name] for name in known} == known
+    for r in result.reports:  # files added to ../shared later must add up too
+        assert r.status == "ok", (r.source, r.error)
         assert r.rows_in == r.rows_curated + r.rows_quarantined
 
 
@@ -140,7 +144,9 @@ def test_real_files_canonical_typed_columns(real_run, shared_data):
     assert mlcve["source_file"][0].as_py() == MLCVE
     assert mlcve["row_number"].to_pylist()[:3] == [1, 2, 3]
     assert tl["row_number"].to_pylist() == list(range(1, 1001))
-    assert {r.variant for r in result.reports} == {"MachineLearningCVE", "TrafficLabelling"}
+    variants = {Path(r.source).name: r.variant for r in result.reports}
+    assert (variants[MLCVE], variants[DDOS]) == ("MachineLearningCVE", "TrafficLabelling")
+    assert variants[WEEK_SAMPLE] == "other"  # the cleaned sample: 77 features, no port, no identifiers
 
 
 def test_real_files_manifest_and_gx(real_run):
@@ -390,7 +396,10 @@ def test_parquet_input_with_rerelease_names(shared_data, tmp_path):
 def test_folder_and_glob_inputs(shared_data, tmp_path):
     folder = discover_inputs([str(shared_data)]).files
     globbed = discover_inputs([str(shared_data / "*.TrafficLabelling.csv")]).files
-    assert [p.name for p in folder] == sorted([MLCVE, TL_BENIGN, DDOS, PORTSCAN])
+    names = [p.name for p in folder]
+    assert names == sorted(names)  # a stable order
+    assert set(names) >= {MLCVE, TL_BENIGN, DDOS, PORTSCAN, WEEK_SAMPLE}
+    assert all(n.endswith((".csv", ".parquet")) for n in names)  # README.md is not an input
     assert [p.name for p in globbed] == sorted([TL_BENIGN, DDOS, PORTSCAN])
     assert discover_inputs([str(tmp_path / "*.nothing")]).notes == [
         f"{tmp_path / '*.nothing'}: pattern matched no files"]

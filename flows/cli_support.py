@@ -1,0 +1,80 @@
+"""How a flowae command ends when something goes wrong: one line on stderr, a non-zero exit, and
+the full traceback in a log file beside the outputs (never on the terminal).
+
+Why: nightly jobs are read by people and by alerting rules; a traceback hides the one fact that
+matters (which file, what reason) and a log file keeps everything a developer needs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+
+from flows.prefect_api import PrefectAPI, PrefectAPIError, prefect_api
+
+T = TypeVar("T")
+
+#: Errors whose message is already the user-facing reason (bad input, bad settings, no data).
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError,
+                                                    KeyError, LookupError)
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"flowae: {one_line(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def one_line(exc: BaseException | str) -> str:
+    """pydantic and friends write paragraphs; a CLI error is one line."""
+    return " ".join(str(exc).split())
+
+
+def write_error_log(log_dir: Path | None, command: str, exc: BaseException) -> Path:
+    """``<log_dir>/flowae-<command>.error.log`` (the working directory when there is no output)."""
+    folder = Path(log_dir) if log_dir is not None else Path.cwd()
+    if folder.exists() and not folder.is_dir():
+        folder = Path.cwd()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"flowae-{command}.error.log"
+    text = "".join(traceback.format_exception(exc))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} flowae {command}\n{text}\n")
+    return path
+
+
+def run_command(command: str, log_dir: Path | None, work: Callable[[], T]) -> T:
+    """Run ``work``; any failure becomes one line (plus the traceback in the error log)."""
+    try:
+        return work()
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except PrefectAPIError as exc:
+        fail(f"{command}: {exc}")
+    except EXPECTED_ERRORS as exc:
+        log = write_error_log(log_dir, command, exc)
+        fail(f"{command}: {_reason(exc)} (details: {log})")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        log = write_error_log(log_dir, command, exc)
+        fail(f"{command}: {exc.__class__.__name__}: {_reason(exc)} (traceback: {log})")
+    raise AssertionError("unreachable")
+
+
+def run_flow_command(command: str, log_dir: Path | None, work: Callable[[PrefectAPI], T]) -> T:
+    """:func:`run_command` with a Prefect API: the user's ``PREFECT_API_URL`` or a temporary server
+    that is started before ``work`` imports its modules and stopped when the command ends."""
+    def with_api() -> T:
+        with prefect_api() as api:
+            return work(api)
+
+    return run_command(command, log_dir, with_api)
+
+
+def _reason(exc: BaseException) -> str:
+    text = one_line(exc)
+    if isinstance(exc, KeyError) and text.startswith(("'", '"')):
+        text = text.strip("'\"")
+    return text or exc.__class__.__name__
