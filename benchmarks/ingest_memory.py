@@ -55,7 +55,7 @@ def ensure_synthetic_csv(target_bytes: int, cache: Path = DEFAULT_CACHE, seed: i
 _FLOWAE = """
 import json, sys, time
 from pathlib import Path
-from components.ingest import IngestConfig, ingest_paths
+from components.data.ingest import IngestConfig, ingest_paths
 t = time.perf_counter()
 r = ingest_paths([sys.argv[1]], IngestConfig(out=Path(sys.argv[2]), run_gx=sys.argv[3] == "1"))
 rep = r.reports[0]
@@ -68,7 +68,7 @@ _PANDAS = """
 import json, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
-from components.contract import load_contract
+from components.data.contract import load_contract
 t = time.perf_counter()
 c = load_contract()
 df = pd.read_csv(sys.argv[1], encoding="latin-1", low_memory=False)
@@ -138,7 +138,7 @@ def run_benchmark(csv_path: Path, work: Path, run_gx: bool = True, baseline: boo
 
 
 def render_section(result: dict, command: str, date: str, machine: str) -> str:
-    from components.ingest import IngestConfig
+    from components.data.ingest import IngestConfig
 
     f, p, bare = result["flowae"], result.get("pandas"), result.get("flowae_no_gx")
     gib = 1024**3

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from components.features import FeatureTransform, select_features
-from components.models import BASELINE_NAMES, MODEL_NAMES, score_array
-from components.training import TrainConfig, train_model
-from components.windows import build_windows
+from components.learn.features import FeatureTransform, select_features
+from components.learn.models import BASELINE_NAMES, MODEL_NAMES, score_array
+from components.learn.training import TrainConfig, train_model
+from components.learn.windows import build_windows
 
 BENIGN = "friday-afternoon-benign-head.MachineLearningCVE.parquet"
 ATTACKS = {"DDoS": "friday-ddos-1000.TrafficLabelling.parquet",

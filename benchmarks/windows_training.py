@@ -19,9 +19,9 @@ from datetime import date
 import numpy as np
 import torch
 
-from components.models import MODEL_NAMES, build_model
-from components.training import _autocast
-from components.windows import benign_window_mask, build_windows, iter_batches
+from components.learn.models import MODEL_NAMES, build_model
+from components.learn.training import _autocast
+from components.learn.windows import benign_window_mask, build_windows, iter_batches
 
 
 def python_loop_windows(x: np.ndarray, is_benign: np.ndarray, window: int, stride: int):

@@ -1,9 +1,13 @@
-"""MLflow plumbing shared by every stage: which store, which experiment, where artifacts go."""
+"""MLflow plumbing shared by every stage: which store, which experiment, where artifacts go, and
+dataset lineage (a file on disk, named by its stem and fingerprinted by its sha256)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 
 from components.settings import Settings, artifact_location
 
@@ -32,3 +36,11 @@ def ensure_experiment(settings: Settings, name: str) -> str:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
         location = artifact_location(settings)
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def file_dataset(path: Path, sha256: str, name: str | None = None) -> MetaDataset:
+    """A metadata-only MLflow dataset for ``path`` (the data stays where it is)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways"
+        source = resolve_dataset_source(str(Path(path).resolve()))
+    return MetaDataset(source=source, name=name or Path(path).stem, digest=sha256[:36])  # column is 36 wide

@@ -69,7 +69,7 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", help="Output folder: curated/, quarantine/, manifest.json.")],
 ) -> None:
     """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
-    from components.ingest import FileReport, plan_outputs
+    from components.data.ingest import FileReport, plan_outputs
 
     _settings()  # fail early, with one line, on a bad setting
     planned, notes = plan_outputs(inputs)
@@ -114,7 +114,7 @@ def train(
                "seed": settings.seed if seed is None else seed}
     config = {k: v for k, v in options.items() if v is not None}
     try:
-        from components.training import TrainConfig
+        from components.learn.training import TrainConfig
 
         TrainConfig(**config).check_model()
     except ValueError as exc:

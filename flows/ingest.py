@@ -1,7 +1,7 @@
 """Prefect flow for ingestion: one mapped task per file, retries on I/O errors, a table artifact,
 and an MLflow run with dataset lineage, counts and the GX reports.
 
-Thin by design: the work is ``components.ingest``; this module adds orchestration (mapping,
+Thin by design: the work is ``components.data.ingest``; this module adds orchestration (mapping,
 retries), visibility (Prefect artifact, MLflow run) and nothing else. Data moves as paths.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from components.ingest import (
+from components.data.ingest import (
     FileReport,
     IngestConfig,
     finish_validation,
@@ -21,7 +21,7 @@ from components.ingest import (
     plan_outputs,
     write_manifest,
 )
-from components.ingest_tracking import log_ingest_run
+from components.data.ingest_tracking import log_ingest_run
 from components.settings import load_settings
 
 

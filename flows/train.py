@@ -1,4 +1,4 @@
-"""Prefect flow around one training experiment (the work is in ``components.experiment``)."""
+"""Prefect flow around one training experiment (the work is in ``components.learn.experiment``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,9 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from components.experiment import run_training
+from components.learn.experiment import run_training
+from components.learn.training import TrainConfig
 from components.settings import load_settings
-from components.training import TrainConfig
 
 
 @task(name="train-model")

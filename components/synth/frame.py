@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from components.contract import load_contract
+from components.data.contract import load_contract
 from components.synth.attacks import ATTACK_PROFILES
 from components.synth.benign import BENIGN_PROFILES
 from components.synth.endpoints import draw_endpoints

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.contract import load_contract
+from components.data.contract import load_contract
 from components.synth.frame import iter_blocks, resolve_attacks
 from components.synth.specs import ATTACK_FAMILIES, DAYS, LABELS, RAW_LABELS
 

@@ -11,10 +11,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from components.experiment import run_training
-from components.models import BASELINE_NAMES, BASELINES, MODEL_NAMES, build_model
+from components.learn.experiment import run_training
+from components.learn.models import BASELINE_NAMES, BASELINES, MODEL_NAMES, build_model
+from components.learn.training import TrainConfig
 from components.settings import load_settings
-from components.training import TrainConfig
 from flows.cli import app
 
 TINY = {"epochs": 3, "window": 8, "stride": 4, "hidden": 8, "batch_size": 128, "lr": 3e-3,
@@ -105,7 +105,7 @@ def test_baselines_fit_on_the_same_windows(model, ingested_real_benign, settings
 
 
 def test_resume_continues_the_same_run_after_a_crash(ingested_real_benign, settings, monkeypatch):
-    from components import training
+    from components.learn import training
 
     real_epoch = training._run_epoch
 

@@ -1,0 +1,177 @@
+"""Casting: raw column arrays (CSV bytes or parquet values) -> contract dtypes, with problem masks.
+
+Why masks instead of exceptions: one text value in a numeric column must send *that row* to
+quarantine, not abort the file. Every function here is vectorised (pyarrow compute / numpy); the
+only Python loops run over the *distinct* values of low-cardinality columns (labels).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.data.contract import Contract, canonical_name
+from components.data.readers import decode_text
+
+# What pyarrow's string->double cast accepts and we want to accept (CIC writes "Infinity", "NaN").
+_NUMBER_RE = (r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[Ii]nf(inity)?|INF|INFINITY"
+              r"|[Nn]a[Nn]|NAN)\s*$")
+_TRIM_RE = r"^\s+|\s+$"
+
+
+@dataclass
+class Parsed:
+    """A column cast to its contract dtype. ``values`` is null where missing or unparsable."""
+
+    values: pa.Array
+    missing: np.ndarray  # empty field / null
+    unparsable: np.ndarray  # present but not of the column's type
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    """Boolean pyarrow array -> numpy bool (nulls count as False)."""
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+
+
+def _is_text(arr: pa.Array) -> bool:
+    return pa.types.is_binary(arr.type) or pa.types.is_string(arr.type) or \
+        pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type)
+
+
+def _plain(arr: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(arr.type):
+        return arr.cast(arr.type.value_type)
+    return arr
+
+
+def _missing_text(arr: pa.Array) -> np.ndarray:
+    """Null, empty or whitespace-only field."""
+    trimmed = pc.replace_substring_regex(arr, _TRIM_RE, "")
+    return _mask(pc.or_kleene(pc.is_null(arr), pc.equal(pc.binary_length(trimmed), 0)))
+
+
+def parse_numeric(arr: pa.Array) -> Parsed:
+    """Any column -> float64; NaN and +-inf are kept as values (the checks decide about them)."""
+    arr = _plain(arr)
+    n = len(arr)
+    if not _is_text(arr):
+        try:
+            values = pc.cast(arr, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return parse_numeric(pc.cast(arr, pa.string()))
+        return Parsed(values, _mask(pc.is_null(values)), np.zeros(n, dtype=bool))
+    try:  # fast path: a clean column casts in one go
+        values = pc.cast(arr, pa.float64())
+        return Parsed(values, _mask(pc.is_null(values)), np.zeros(n, dtype=bool))
+    except pa.ArrowInvalid:
+        pass
+    missing = _missing_text(arr)
+    ok = _mask(pc.match_substring_regex(arr, _NUMBER_RE)) & ~missing
+    cleaned = pc.if_else(pa.array(ok), pc.replace_substring_regex(arr, _TRIM_RE, ""), None)
+    try:
+        values = pc.cast(cleaned, pa.float64())
+    except pa.ArrowInvalid:  # a regex/arrow disagreement: settle it value by value (rare)
+        values = pa.array([_float_or_none(v) for v in cleaned.to_pylist()], pa.float64())
+        ok &= _mask(pc.is_valid(values))
+    return Parsed(values, missing, ~ok & ~missing)
+
+
+def _float_or_none(value: bytes | str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_timestamp(arr: pa.Array, formats: tuple[str, ...],
+                    pm_hours: Callable[[str], tuple[int, int] | None] | None = None) -> Parsed:
+    """Text in any of the contract's formats -> timestamp[s]; first matching format wins.
+
+    ``pm_hours(fmt)`` names the hours that a 12-hour clock without AM/PM wrote for afternoon
+    times in that format; they are moved on by 12 hours so that time order is real time order.
+    """
+    arr = _plain(arr)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        values = pc.cast(arr, pa.timestamp("s"))
+        return Parsed(values, _mask(pc.is_null(values)), np.zeros(len(arr), dtype=bool))
+    text = pc.utf8_trim_whitespace(to_text(arr))
+    missing = _mask(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0)))
+    values = pa.nulls(len(arr), pa.timestamp("s"))
+    for fmt in formats:
+        parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+        afternoon = pm_hours(fmt) if pm_hours is not None else None
+        if afternoon is not None:
+            hour = pc.hour(parsed)
+            is_pm = pc.and_(pc.greater_equal(hour, afternoon[0]), pc.less_equal(hour, afternoon[1]))
+            later = pc.add(parsed, pa.scalar(12 * 3600, pa.duration("s")))
+            parsed = pc.if_else(is_pm, later, parsed)
+        values = pc.coalesce(values, parsed)
+    unparsable = _mask(pc.is_null(values)) & ~missing
+    return Parsed(values, missing, unparsable)
+
+
+def parse_text(arr: pa.Array) -> Parsed:
+    """Identifier strings: decoded (UTF-8, else cp1252), trimmed."""
+    text = pc.utf8_trim_whitespace(to_text(_plain(arr)))
+    missing = _mask(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0)))
+    return Parsed(text, missing, np.zeros(len(arr), dtype=bool))
+
+
+def to_text(arr: pa.Array) -> pa.Array:
+    """Raw values as strings for the quarantine file; invalid UTF-8 decoded with the cp1252 fallback."""
+    arr = _plain(arr)
+    if pa.types.is_string(arr.type):
+        return arr
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        encoded = pc.dictionary_encode(pc.cast(arr, pa.binary()))
+        uniques = pa.array([None if v is None else decode_text(v)
+                            for v in encoded.dictionary.to_pylist()], pa.string())
+        return uniques.take(encoded.indices)
+
+
+@dataclass
+class ParsedLabel:
+    """Labels decoded and normalised; per-row flags from per-distinct-value decisions."""
+
+    values: pa.Array  # normalised label (string)
+    original: pa.Array  # decoded raw label (string)
+    missing: np.ndarray
+    unknown: np.ndarray
+    is_header: np.ndarray
+
+
+def parse_label(arr: pa.Array, contract: Contract, header_text: str) -> ParsedLabel:
+    """Decode each distinct raw label once (any byte encoding), normalise, look it up."""
+    arr = _plain(arr)
+    if not (pa.types.is_binary(arr.type) or pa.types.is_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    encoded = pc.dictionary_encode(pc.cast(arr, pa.binary()))
+    decoded, normalised, state = [], [], []
+    for raw in encoded.dictionary.to_pylist():
+        text = decode_text(raw).strip() if raw is not None else ""
+        label = contract.normalise_label(text) if text else ""
+        decoded.append(text)
+        normalised.append(label)
+        if not text:
+            state.append(0)
+        elif canonical_name(text) == header_text:
+            state.append(1)
+        elif label not in contract.known_labels:
+            state.append(2)
+        else:
+            state.append(3)
+    idx = encoded.indices
+    codes = pa.array(state, pa.int8()).take(idx).to_numpy(zero_copy_only=False)
+    null_idx = _mask(pc.is_null(idx))
+    return ParsedLabel(
+        values=pa.array(normalised, pa.string()).take(idx),
+        original=pa.array(decoded, pa.string()).take(idx),
+        missing=(codes == 0) | null_idx,
+        unknown=codes == 2,
+        is_header=codes == 1,
+    )

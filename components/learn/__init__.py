@@ -1,0 +1,1 @@
+"""Curated flows to a trained network: features, time split, windows, model families, training."""

@@ -1,0 +1,175 @@
+"""Baselines scored on the same windows and flows as the neural families (numpy in, numpy out).
+
+Why: weak baselines are a known evaluation pitfall in anomaly detection; every model is reported
+beside these three. ``persistence`` (x_hat[t] = x[t-1]) is what an autoencoder that learned the
+identity with a one-step lag would score; ``pca`` is the linear autoencoder; ``isolation_forest``
+needs no reconstruction at all.
+
+Persistence: state is JSON (``to_dict``/``from_dict``), never pickled. PCA stores its mean and
+components as lists and reconstructs with numpy. IsolationForest: sklearn trees are not stored
+yet; ``to_dict`` holds the hparams and seed, and the trainer refits deterministically on the
+training windows (random_state = seed). Persisting the fitted forest (skops) is a later issue.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from components.learn.models.base import ScoreOutput
+
+
+def _flat(windows: np.ndarray) -> np.ndarray:
+    w = np.asarray(windows)
+    if w.ndim != 3:
+        raise ValueError(f"expected windows [W, T, F], got {w.shape}")
+    return w.reshape(len(w), -1).astype(np.float64, copy=False)
+
+
+class _Baseline:
+    name = "baseline"
+    trainable = False
+
+    def __init__(self, **hparams: Any) -> None:
+        self.hparams: dict[str, Any] = dict(hparams)
+
+    def fit(self, train_windows: np.ndarray) -> _Baseline:
+        return self
+
+    def score_windows(self, windows: np.ndarray) -> ScoreOutput:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "hparams": dict(self.hparams)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _Baseline:
+        return cls(**d.get("hparams", {}))
+
+
+class PersistenceBaseline(_Baseline):
+    """x_hat[t] = x[t-1]; window score = mean squared error over t >= 1 (flow_errors[:, 0] = 0)."""
+
+    name = "persistence"
+
+    def score_windows(self, windows: np.ndarray) -> ScoreOutput:
+        w = np.asarray(windows, dtype=np.float32)
+        if w.ndim != 3 or w.shape[1] < 2:
+            raise ValueError(f"persistence needs windows [W, T>=2, F], got {w.shape}")
+        errors = np.zeros_like(w)
+        errors[:, 1:] = (w[:, 1:] - w[:, :-1]) ** 2
+        return ScoreOutput(window_scores=errors[:, 1:].mean(axis=(1, 2)), flow_errors=errors)
+
+
+class PCABaseline(_Baseline):
+    """Reconstruction through the top ``n_components`` principal components of flattened windows."""
+
+    name = "pca"
+
+    def __init__(self, n_components: int = 8, seed: int = 0, **extra: Any) -> None:
+        super().__init__(n_components=int(n_components), seed=int(seed), **extra)
+        self.mean_: np.ndarray | None = None
+        self.components_: np.ndarray | None = None
+
+    def fit(self, train_windows: np.ndarray) -> PCABaseline:
+        from sklearn.decomposition import PCA
+
+        flat = _flat(train_windows)
+        k = max(1, min(self.hparams["n_components"], flat.shape[0], flat.shape[1]))
+        pca = PCA(n_components=k, random_state=self.hparams["seed"]).fit(flat)
+        self.mean_, self.components_ = pca.mean_, pca.components_
+        return self
+
+    def score_windows(self, windows: np.ndarray) -> ScoreOutput:
+        if self.mean_ is None:
+            raise RuntimeError("PCABaseline.score_windows before fit")
+        w = np.asarray(windows)
+        flat = _flat(w)
+        centred = flat - self.mean_
+        recon = centred @ self.components_.T @ self.components_
+        errors = ((centred - recon) ** 2).reshape(w.shape).astype(np.float32)
+        return ScoreOutput(window_scores=errors.mean(axis=(1, 2)), flow_errors=errors)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.mean_ is not None:
+            d["mean"] = self.mean_.tolist()
+            d["components"] = self.components_.tolist()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PCABaseline:
+        obj = cls(**d.get("hparams", {}))
+        if "mean" in d:
+            obj.mean_ = np.asarray(d["mean"], dtype=np.float64)
+            obj.components_ = np.asarray(d["components"], dtype=np.float64)
+        return obj
+
+
+class IsolationForestBaseline(_Baseline):
+    """sklearn IsolationForest on flattened windows; score = -score_samples (higher = anomalous).
+
+    It has no per-flow error: ``flow_errors`` holds the window score at every position, so any
+    per-flow aggregate reduces to the window score.
+    """
+
+    name = "isolation_forest"
+
+    def __init__(self, n_estimators: int = 100, max_samples: int | str = "auto", seed: int = 0, **extra: Any) -> None:
+        super().__init__(n_estimators=int(n_estimators), max_samples=max_samples, seed=int(seed), **extra)
+        self.forest_ = None
+
+    def fit(self, train_windows: np.ndarray) -> IsolationForestBaseline:
+        from sklearn.ensemble import IsolationForest
+
+        self.forest_ = IsolationForest(
+            n_estimators=self.hparams["n_estimators"],
+            max_samples=self.hparams["max_samples"],
+            random_state=self.hparams["seed"],
+        ).fit(_flat(train_windows))
+        return self
+
+    # The only non-builtin type a fitted IsolationForest holds; anything else in a file is refused.
+    TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+
+    def to_dict(self) -> dict:
+        """hparams, plus the fitted forest in skops' format (base64): loadable without pickle."""
+        d = super().to_dict()
+        if self.forest_ is not None:
+            import skops.io
+
+            d["forest_skops"] = base64.b64encode(skops.io.dumps(self.forest_)).decode("ascii")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IsolationForestBaseline:
+        obj = cls(**d.get("hparams", {}))
+        if "forest_skops" in d:
+            import skops.io
+
+            data = base64.b64decode(d["forest_skops"])
+            untrusted = skops.io.get_untrusted_types(data=data)
+            unexpected = sorted(set(untrusted) - set(cls.TRUSTED_TYPES))
+            if unexpected:
+                raise ValueError(f"isolation_forest state holds unexpected types: {unexpected}")
+            forest = skops.io.loads(data, trusted=untrusted)
+            from sklearn.ensemble import IsolationForest
+
+            if not isinstance(forest, IsolationForest):
+                raise ValueError(f"isolation_forest state holds a {type(forest).__name__}")
+            obj.forest_ = forest
+        return obj
+
+    def score_windows(self, windows: np.ndarray) -> ScoreOutput:
+        if self.forest_ is None:
+            raise RuntimeError("IsolationForestBaseline.score_windows before fit")
+        w = np.asarray(windows)
+        scores = (-self.forest_.score_samples(_flat(w))).astype(np.float32)
+        errors = np.broadcast_to(scores[:, None, None], w.shape).astype(np.float32)
+        return ScoreOutput(window_scores=scores, flow_errors=errors)
+
+
+BASELINES: dict[str, type[_Baseline]] = {
+    cls.name: cls for cls in (PersistenceBaseline, PCABaseline, IsolationForestBaseline)
+}

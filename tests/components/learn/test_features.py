@@ -1,0 +1,122 @@
+"""Feature selection never leaks identifiers; the benign-fitted transform is exact and round-trips."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.data.contract import load_contract
+from components.learn.features import (
+    ALWAYS_EXCLUDED,
+    FeatureTransform,
+    select_features,
+    signed_log1p,
+)
+
+
+@pytest.fixture(scope="module")
+def contract():
+    return load_contract()
+
+
+def test_identifiers_timestamp_label_and_destination_port_never_selected(contract):
+    every = [c.name for c in contract.columns] + ["source_file", "row_number", "not_a_column"]
+    chosen = select_features(every, contract)
+    banned = set(contract.identifier_names) | {"timestamp", "label", "destination_port", "source_port"}
+    assert not banned & set(chosen)
+    assert chosen == [n for n in contract.feature_names if n in chosen]  # contract order
+    assert set(chosen) == set(contract.feature_names)
+    assert "destination_port" in ALWAYS_EXCLUDED
+
+
+def test_destination_port_guard_holds_even_if_the_contract_calls_it_a_feature(contract):
+    from dataclasses import replace
+
+    cols = tuple(replace(c, role="feature") if c.name == "destination_port" else c for c in contract.columns)
+    leaky = replace(contract, columns=cols, by_name={c.name: c for c in cols})
+    assert "destination_port" in leaky.feature_names
+    assert "destination_port" not in select_features(["destination_port", "flow_duration"], leaky)
+
+
+def test_select_features_keeps_only_present_columns_and_honours_exclude(contract):
+    cols = ["label", "flow_packets_s", "flow_duration", "protocol", "total_fwd_packets"]
+    assert select_features(cols, contract) == ["flow_duration", "total_fwd_packets", "flow_packets_s"]
+    assert select_features(cols, contract, exclude=["flow_duration"]) == ["total_fwd_packets", "flow_packets_s"]
+
+
+def _frame(rng, n=50):
+    return pd.DataFrame({
+        "a": rng.exponential(1000.0, n),
+        "b": rng.normal(0, 5, n),
+        "const": np.full(n, 7.0),
+        "c": rng.integers(-1, 3, n).astype(float),
+    })
+
+
+def test_constant_columns_are_dropped_and_recorded():
+    frame = _frame(np.random.default_rng(0))
+    t = FeatureTransform.fit(frame, ["a", "b", "const", "c"])
+    assert t.feature_names == ["a", "b", "c"]
+    assert t.dropped_constant == ["const"]
+    assert t.transform(frame).shape == (50, 3)
+
+
+def test_signed_log1p_maths():
+    x = np.array([-np.e + 1, -1.0, 0.0, 1.0, np.e - 1, 1e12])
+    np.testing.assert_allclose(signed_log1p(x), [-1.0, -np.log(2), 0.0, np.log(2), 1.0, np.log1p(1e12)])
+
+
+def test_transform_is_log_then_standardise_with_stats_of_the_fit_frame_only():
+    rng = np.random.default_rng(1)
+    train, other = _frame(rng), _frame(rng) * 100
+    t = FeatureTransform.fit(train, ["a", "b", "c"])
+    logged = signed_log1p(train[["a", "b", "c"]].to_numpy())
+    np.testing.assert_allclose(t.center, logged.mean(axis=0))
+    np.testing.assert_allclose(t.scale, logged.std(axis=0))
+    z = t.transform(train)
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-4)
+    expected_other = (signed_log1p(other[["a", "b", "c"]].to_numpy()) - t.center) / t.scale
+    np.testing.assert_allclose(t.transform(other), expected_other, rtol=1e-5, atol=1e-5)
+
+
+def test_non_finite_inputs_become_zero_in_log_space_and_are_ignored_by_the_fit():
+    frame = pd.DataFrame({"r": [1.0, 3.0, np.inf, np.nan, -np.inf, 7.0], "s": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    t = FeatureTransform.fit(frame, ["r", "s"])
+    finite = signed_log1p(np.array([1.0, 3.0, 7.0]))
+    assert t.center[0] == pytest.approx(finite.mean())
+    assert t.scale[0] == pytest.approx(finite.std())
+    z = t.transform(frame)
+    assert np.isfinite(z).all()
+    np.testing.assert_allclose(z[[2, 3, 4], 0], (0.0 - t.center[0]) / t.scale[0], rtol=1e-6)
+
+
+def test_all_non_finite_column_counts_as_constant_and_scale_has_a_floor():
+    frame = pd.DataFrame({"x": [np.nan, np.inf, np.nan], "y": [1.0, 1.0 + 1e-12, 1.0]})
+    t = FeatureTransform.fit(frame, ["x", "y"])
+    assert "x" in t.dropped_constant
+    assert np.all(t.scale > 0)
+    assert np.isfinite(t.transform(frame)).all()
+
+
+def test_round_trip_through_dict_and_json_file_gives_identical_output(tmp_path):
+    frame = _frame(np.random.default_rng(2))
+    t = FeatureTransform.fit(frame, ["a", "b", "const", "c"])
+    d = t.to_dict()
+    json.dumps(d)  # JSON-serialisable
+    again = FeatureTransform.from_dict(json.loads(json.dumps(d)))
+    np.testing.assert_array_equal(again.transform(frame), t.transform(frame))
+    path = t.save(tmp_path / "features.json")
+    loaded = FeatureTransform.load(path)
+    assert loaded.feature_names == t.feature_names and loaded.dropped_constant == ["const"]
+    np.testing.assert_array_equal(loaded.transform(frame), t.transform(frame))
+
+
+def test_transform_reports_missing_columns():
+    frame = _frame(np.random.default_rng(3))
+    t = FeatureTransform.fit(frame, ["a", "b"])
+    with pytest.raises(KeyError, match="a"):
+        t.transform(frame.drop(columns=["a"]))
