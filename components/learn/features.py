@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -58,61 +59,113 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
         return np.sign(x) * np.log1p(np.abs(x))
 
 
-def _log_matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """float64 [N, F] in log space; non-finite -> NaN so the caller decides what to do."""
-    raw = frame[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    out = signed_log1p(raw)
-    out[~np.isfinite(out)] = np.nan
+def log_matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """float32 [N, F] in log space; non-finite or missing columns -> NaN (the transform decides)."""
+    out = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
+    for j, name in enumerate(names):
+        if name in frame.columns:
+            out[:, j] = log_column(pd.to_numeric(frame[name], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan))
     return out
+
+
+def log_column(values: np.ndarray) -> np.ndarray:
+    """One raw column (float64) -> signed log1p as float32, NaN where not finite."""
+    logged = signed_log1p(values)
+    logged[~np.isfinite(logged)] = np.nan
+    return logged.astype(np.float32)
+
+
+Scaler = Literal["standard", "robust"]
 
 
 @dataclass
 class FeatureTransform:
-    """Signed log1p, then standardisation with centre/scale fitted on benign training rows."""
+    """Signed log1p, then centre/scale fitted on benign training rows (``standard``: mean and
+    standard deviation; ``robust``: median and inter-quartile range / 1.349, which a few extreme
+    benign flows cannot stretch)."""
 
     feature_names: list[str]
     dropped_constant: list[str] = field(default_factory=list)
     center: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: np.ndarray = field(default_factory=lambda: np.ones(0))
+    scaler: Scaler = "standard"
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, feature_names: list[str]) -> FeatureTransform:
-        """Fit on ``frame`` only (the caller passes benign *training* rows).
-
-        Columns constant on that data (every finite value equal, or no finite value) carry no
-        information for an autoencoder trained on it and are dropped and recorded.
-        """
+    def fit(cls, frame: pd.DataFrame, feature_names: list[str], scaler: Scaler = "standard"
+            ) -> FeatureTransform:
+        """Fit on ``frame`` only (the caller passes benign *training* rows)."""
         if len(frame) == 0:
             raise ValueError("FeatureTransform.fit needs at least one row")
-        logged = _log_matrix(frame, list(feature_names))
-        with np.errstate(invalid="ignore"):
-            lo = np.nanmin(np.where(np.isnan(logged), np.inf, logged), axis=0)
-            hi = np.nanmax(np.where(np.isnan(logged), -np.inf, logged), axis=0)
-        constant = ~(hi > lo)  # also true when a column has no finite value
-        keep = [n for n, c in zip(feature_names, constant) if not c]
-        dropped = [n for n, c in zip(feature_names, constant) if c]
-        kept = logged[:, ~constant]
-        center = np.nanmean(kept, axis=0) if kept.shape[1] else np.zeros(0)
-        scale = np.nanstd(kept, axis=0) if kept.shape[1] else np.ones(0)
-        scale = np.maximum(scale, SCALE_FLOOR)
-        return cls(keep, dropped, center.astype(np.float64), scale.astype(np.float64))
+        logged = log_matrix(frame, list(feature_names))
+        return cls.fit_log(logged, np.ones(len(frame), dtype=bool), list(feature_names), scaler)
+
+    @classmethod
+    def fit_log(cls, logged: np.ndarray, rows: np.ndarray, feature_names: list[str],
+                scaler: Scaler = "standard") -> FeatureTransform:
+        """Fit on the ``rows`` of a log-space matrix, one column at a time (no copy of the matrix).
+
+        Columns constant on those rows (every finite value equal, or no finite value) carry no
+        information for an autoencoder trained on them and are dropped and recorded.
+        """
+        rows = np.asarray(rows, dtype=bool)
+        if not rows.any():
+            raise ValueError("FeatureTransform.fit needs at least one row")
+        keep, dropped, centers, scales = [], [], [], []
+        for j, name in enumerate(feature_names):
+            col = logged[rows, j]
+            col = col[np.isfinite(col)].astype(np.float64)
+            if len(col) == 0 or not col.max() > col.min():
+                dropped.append(name)
+                continue
+            if scaler == "robust":
+                q1, med, q3 = np.percentile(col, [25, 50, 75])
+                centre, spread = med, (q3 - q1) / 1.349
+                if not spread > SCALE_FLOOR:  # mostly one value: fall back to the std
+                    spread = col.std()
+            else:
+                centre, spread = col.mean(), col.std()
+            keep.append(name)
+            centers.append(centre)
+            scales.append(max(float(spread), SCALE_FLOOR))
+        return cls(keep, dropped, np.asarray(centers, dtype=np.float64),
+                   np.asarray(scales, dtype=np.float64), scaler)
+
+    def apply_log(self, logged: np.ndarray, names: list[str]) -> np.ndarray:
+        """Scale a log-space matrix whose columns are ``names`` *in place*; return the kept columns.
+
+        Kept columns are moved to the front, so the result is a view of ``logged`` (no second
+        matrix in memory); NaN (non-finite input) becomes 0 in log space before scaling.
+        """
+        position = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.feature_names if n not in position]
+        if missing:
+            raise KeyError(f"frame lacks feature columns: {missing}")
+        for j, name in enumerate(self.feature_names):
+            col = logged[:, position[name]]
+            np.nan_to_num(col, copy=False, nan=0.0)
+            col -= np.float32(self.center[j])
+            col /= np.float32(self.scale[j])
+            if position[name] != j:
+                logged[:, j] = col
+        return logged[:, : len(self.feature_names)]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """float32 [N, F] in ``feature_names`` order; non-finite inputs become 0 in log space."""
         missing = [n for n in self.feature_names if n not in frame.columns]
         if missing:
             raise KeyError(f"frame lacks feature columns: {missing}")
-        logged = _log_matrix(frame, self.feature_names)
-        logged = np.nan_to_num(logged, nan=0.0)
-        return ((logged - self.center) / self.scale).astype(np.float32)
+        logged = log_matrix(frame, self.feature_names)
+        return np.ascontiguousarray(self.apply_log(logged, self.feature_names))
 
     def to_dict(self) -> dict:
         return {
-            "kind": "signed_log1p_standard",
+            "kind": f"signed_log1p_{self.scaler}",
+            "scaler": self.scaler,
             "feature_names": list(self.feature_names),
             "dropped_constant": list(self.dropped_constant),
             "center": [float(v) for v in self.center],
@@ -126,6 +179,7 @@ class FeatureTransform:
             dropped_constant=list(d.get("dropped_constant", [])),
             center=np.asarray(d["center"], dtype=np.float64),
             scale=np.asarray(d["scale"], dtype=np.float64),
+            scaler=d.get("scaler", "standard"),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -37,8 +37,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float = Field(default=1.0, gt=0)
     patience: int = Field(default=3, ge=1)
-    val_fraction: float = Field(default=0.2, gt=0, lt=1)
-    group_by: str | None = None
+    scaler: Literal["standard", "robust"] = "standard"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(default=42, ge=0)
     max_train_windows: int | None = Field(default=None, ge=1)

@@ -1,4 +1,4 @@
-"""Sliding windows of consecutive flows, benign-only masks and a leak-free time split.
+"""Sliding windows of consecutive flows and benign-only masks (the time split is ``learn.split``).
 
 Why windows: the sequence models (EncDec-AD style LSTM autoencoders) see T consecutive flows, so an
 attack shows up as a window they cannot reconstruct. Everything here is vectorised: windows are
@@ -18,23 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
-
-
-def order_flows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Flows in time order: stable sort by ``timestamp`` when it is present with no null value.
-
-    Otherwise by (``source_file``, ``row_number``) when both are present, otherwise the original
-    order. The index is kept, so the caller can map scores back to input rows.
-    """
-    if "timestamp" in frame.columns and len(frame) and frame["timestamp"].notna().all():
-        keys = ["timestamp"]
-        # ties (one-second timestamps) keep the file order
-        if {"source_file", "row_number"} <= set(frame.columns):
-            keys += ["source_file", "row_number"]
-        return frame.sort_values(keys, kind="stable")
-    if {"source_file", "row_number"} <= set(frame.columns):
-        return frame.sort_values(["source_file", "row_number"], kind="stable")
-    return frame
 
 
 def window_starts(n_rows: int, window: int, stride: int) -> np.ndarray:
@@ -132,9 +115,10 @@ class Windows:
 def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | None = None) -> Windows:
     """Windows of ``window`` consecutive flows every ``stride`` flows of ``x`` [N, F].
 
-    With ``groups`` (one key per flow, e.g. the source IP) a window only holds flows of one group:
-    flows are stably sorted by group (time order kept inside each group; this copies ``x`` once)
-    and windows start every ``stride`` flows from the start of each group.
+    With ``groups`` (one key per flow: the file and split segment, or e.g. the source IP) a window
+    only holds flows of one group, and windows start every ``stride`` flows from the start of each
+    group. Groups that are contiguous runs (the default: files and split segments) need no copy;
+    interleaved groups are stably sorted first (time order kept inside each group; one copy of x).
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -147,9 +131,14 @@ def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | 
     if len(groups) != len(x):
         raise ValueError(f"groups has {len(groups)} entries for {len(x)} flows")
     codes, _ = pd.factorize(groups, use_na_sentinel=False)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    base = x[order]
+    changes = np.flatnonzero(codes[1:] != codes[:-1]) if len(x) else np.zeros(0, np.int64)
+    if len(changes) == (codes.max() if len(x) else 0):
+        # every group is one contiguous run (files, split segments): windows are views of x itself
+        order, sorted_codes, base = None, codes, x
+    else:
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        base = x[order]
     # offset of each backing row inside its group
     first_of_group = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]] if len(x) else np.zeros(0, bool)
     group_start = np.maximum.accumulate(np.where(first_of_group, np.arange(len(x)), 0))
@@ -158,6 +147,8 @@ def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | 
     length_of_row = group_len[sorted_codes] if len(x) else np.zeros(0, np.int64)
     is_start = (offset % stride == 0) & (offset + window <= length_of_row)
     pos = np.flatnonzero(is_start).astype(np.int64)
+    if order is None:
+        return Windows(base=base, positions=pos, starts=pos.copy(), window=window, order=None)
     # time order of windows: by the ordered-frame index of their first flow
     starts = order[pos]
     by_time = np.argsort(starts, kind="stable")
@@ -193,29 +184,6 @@ def window_labels(labels: np.ndarray, windows: Windows, benign: str = "BENIGN") 
         out[better] = name
         best[better] = counts[better]
     return out
-
-
-def time_split(windows: Windows, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of (train, validation) windows; validation strictly later and sharing no flow.
-
-    The cut is the first flow of the window at the ``1 - val_fraction`` quantile (by start):
-    validation windows start at or after it, training windows end before it, and the windows that
-    straddle the cut are dropped.
-    """
-    if not 0.0 <= val_fraction <= 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
-    n = len(windows)
-    if n == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    sorted_starts = np.sort(windows.starts)
-    k = int(np.floor(n * (1.0 - val_fraction)))
-    if k >= n:
-        return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    cut = sorted_starts[k]
-    val = np.flatnonzero(windows.starts >= cut)
-    train = np.flatnonzero(windows.ends < cut)
-    return train.astype(np.int64), val.astype(np.int64)
 
 
 def iter_batches(

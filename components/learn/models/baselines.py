@@ -115,6 +115,7 @@ class IsolationForestBaseline(_Baseline):
     """
 
     name = "isolation_forest"
+    has_feature_errors = False  # its score is not a sum over features: explain by deviation
 
     def __init__(self, n_estimators: int = 100, max_samples: int | str = "auto", seed: int = 0, **extra: Any) -> None:
         super().__init__(n_estimators=int(n_estimators), max_samples=max_samples, seed=int(seed), **extra)

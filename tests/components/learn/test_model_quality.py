@@ -13,10 +13,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from components.learn.features import FeatureTransform, select_features
+from components.learn.dataset import TEST, flows_from_frame, prepare
 from components.learn.models import MODEL_NAMES, build_model, score_array
+from components.learn.split import SplitConfig
 from components.learn.training import TrainConfig, train_model
-from components.learn.windows import benign_window_mask, build_windows, order_flows, time_split
+from components.learn.windows import benign_window_mask
 from components.synth import synth_frame
 
 WINDOW = 8
@@ -33,22 +34,18 @@ def _deterministic():
 
 
 def _prepare(day: str):
-    frame = order_flows(synth_frame(ROWS, seed=0, day=day))
-    benign = (frame["label"] == "BENIGN").to_numpy()
+    """The early, attack-free part of the day trains, validates and calibrates (split by
+    ``learn.split``, the one split every stage uses); the rest of the day is the test."""
+    frame = synth_frame(ROWS, seed=0, day=day)
+    flows = flows_from_frame(frame)
+    benign = flows.is_benign
     first_attack = int(np.flatnonzero(~benign)[0])
-    fit_end = int(first_attack * 0.6)  # the early, attack-free part: training + validation
-    early = frame.iloc[:fit_end]
-    transform = FeatureTransform.fit(early[benign[:fit_end]], select_features(frame.columns))
-    x = transform.transform(frame)
-
-    fit_windows = build_windows(x[:fit_end], WINDOW, 1)
-    train_idx, val_idx = time_split(fit_windows, 0.2)
-    ok = benign_window_mask(benign[:fit_end], fit_windows)
-    train_idx, val_idx = train_idx[ok[train_idx]], val_idx[ok[val_idx]]
-
-    test_windows = build_windows(x[fit_end:], WINDOW, 1)
-    positive = ~benign_window_mask(benign[fit_end:], test_windows)
-    return fit_windows, train_idx, val_idx, test_windows, positive
+    early = np.arange(len(frame)) < int(first_attack * 0.75)
+    data = prepare(flows, early, SplitConfig(validation=0.2, calibration=0.05, test=0.0), WINDOW, 1)
+    test = data.window_roles == TEST
+    test_idx = np.flatnonzero(test)
+    positive = ~benign_window_mask(benign, data.windows)[test_idx]
+    return data.windows, data.train_idx, data.val_idx, data.windows.take(test_idx), positive
 
 
 @pytest.fixture(scope="module", params=["friday_ddos", "friday_portscan"])
@@ -56,6 +53,7 @@ def day_data(request):
     fit_windows, train_idx, val_idx, test, positive = _prepare(request.param)
     assert 0 < positive.sum() < len(positive)
     persistence = build_model("persistence", fit_windows.n_features, WINDOW).fit(fit_windows.take(train_idx))
+    assert fit_windows.window == WINDOW
     baseline_auc = roc_auc_score(positive, score_array(persistence, test).window_scores)
     return request.param, fit_windows, train_idx, val_idx, test, positive, baseline_auc
 

@@ -1,17 +1,14 @@
-"""Windows are exact strided views, never cross groups, and the time split leaks no flow."""
+"""Windows are exact strided views and never cross groups (files, split segments)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from components.learn.windows import (
     benign_window_mask,
     build_windows,
     iter_batches,
-    order_flows,
     sliding_windows,
-    time_split,
     window_labels,
     window_starts,
 )
@@ -82,21 +79,6 @@ def test_benign_mask_with_groups_uses_the_flows_of_each_window():
     assert benign_window_mask(labels == "BENIGN", w).tolist() == [True, False, True, False]
 
 
-@pytest.mark.parametrize("groups", [None, "random"])
-@pytest.mark.parametrize("val_fraction", [0.2, 0.5])
-def test_time_split_validation_is_later_and_shares_no_flow(groups, val_fraction):
-    rng = np.random.default_rng(3)
-    g = rng.integers(0, 3, 80) if groups else None
-    w = build_windows(rng.normal(size=(80, 2)), 6, 2, groups=g)
-    train, val = time_split(w, val_fraction)
-    assert len(train) and len(val)
-    assert len(set(train) & set(val)) == 0
-    flows = w.flow_index()
-    assert flows[val].min() > flows[train].max()
-    assert not set(flows[train].ravel()) & set(flows[val].ravel())
-    assert len(val) == pytest.approx(val_fraction * len(w), abs=3)
-
-
 def test_iter_batches_copies_float32_and_covers_every_index_once():
     x = np.arange(40, dtype=np.float64).reshape(20, 2)
     w = build_windows(x, 4, 1)
@@ -108,15 +90,3 @@ def test_iter_batches_copies_float32_and_covers_every_index_once():
     assert firsts == idx.tolist()
     again = list(iter_batches(w, idx, batch_size=4, shuffle=True, seed=1))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
-
-
-def test_order_flows_sorts_by_timestamp_stably_and_falls_back_to_file_order():
-    ts = pd.to_datetime(["2017-07-07 10:00:02", "2017-07-07 10:00:01", "2017-07-07 10:00:01"])
-    frame = pd.DataFrame({"timestamp": ts, "v": [0, 1, 2]})
-    assert order_flows(frame)["v"].tolist() == [1, 2, 0]
-    assert order_flows(frame).index.tolist() == [1, 2, 0]  # index kept to map back
-    frame2 = pd.DataFrame({
-        "timestamp": [pd.NaT, ts[0], ts[1]], "source_file": ["b", "a", "a"], "row_number": [0, 5, 2], "v": [0, 1, 2],
-    })
-    assert order_flows(frame2)["v"].tolist() == [2, 1, 0]
-    assert order_flows(pd.DataFrame({"v": [3, 1, 2]}))["v"].tolist() == [3, 1, 2]

@@ -1,0 +1,176 @@
+"""A detector: everything needed to turn CIC-IDS2017 rows into per-flow anomaly scores and flags.
+
+It bundles the contract version, the fitted feature transform, the network's weights (or a
+baseline's fitted state), the window length, the per-flow scoring rule, the calibrated threshold
+and the training reference used for drift. It saves to a folder of JSON files plus a
+``state_dict.pt`` loaded with ``weights_only=True`` (no pickled classes: loading a model must not
+execute code), and it is what the MLflow pyfunc wraps.
+
+Input rows may be raw (any published header variant: leading spaces, ``Fwd Header Length.1``,
+``Infinity`` text) or curated; output keeps their order and count: no row is dropped, none gets
+a NaN score. Rows are scored in runs of one file (``source_file`` when present), each run's
+windows never reaching into another file.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from components.data.casting import parse_numeric
+from components.data.contract import load_contract
+from components.detect.calibration import Calibration
+from components.detect.flow_scores import FlowRule, FlowScorer, ScoredFlows
+from components.learn.features import FeatureTransform, log_column
+from components.learn.models import BASELINES, build_model
+
+OUTPUT_COLUMNS = ("anomaly_score", "is_anomaly", "top_feature_1", "top_feature_2", "top_feature_3")
+
+
+@dataclass
+class Detector:
+    name: str  # model family or baseline
+    model: Any
+    transform: FeatureTransform
+    window: int
+    rule: FlowRule
+    calibration: Calibration | None  # None until calibrated
+    contract_version: str
+    reference: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # training summary: data digest, split, versions
+
+    # --- scoring -----------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return self.transform.feature_names
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def scorer(self, keep_feature_errors: bool = False, device: str = "cpu",
+               batch_size: int = 4096) -> FlowScorer:
+        """A fresh streaming scorer for one file's (scaled) flows."""
+        score_fn = self.calibration.flow_score_fn() if self.calibration is not None else None
+        return FlowScorer(self.model, self.window, self.rule, score_fn,
+                          keep_feature_errors=keep_feature_errors, device=device, batch_size=batch_size)
+
+    def scale(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw or curated rows (canonical or raw column names) -> scaled float32 [N, F]."""
+        columns = canonical_columns(list(frame.columns))
+        logged = np.full((len(frame), len(self.feature_names)), np.nan, dtype=np.float32)
+        for j, name in enumerate(self.feature_names):
+            source = columns.get(name)
+            if source is not None:
+                logged[:, j] = log_column(numeric(frame[source]))
+        return np.ascontiguousarray(self.transform.apply_log(logged, self.feature_names))
+
+    def score_frame(self, frame: pd.DataFrame, device: str = "cpu") -> ScoredFlows:
+        """Per-flow scores of ``frame`` in input order, runs split where ``source_file`` changes."""
+        x = self.scale(frame)
+        runs = file_runs(frame)
+        parts = []
+        for lo, hi in runs:
+            part = self.scorer(device=device).score_all(x[lo:hi])
+            part.first = lo
+            if part.window_starts is not None:
+                part.window_starts = part.window_starts + lo
+            parts.append(part)
+        return ScoredFlows.concat(parts)
+
+    def predict(self, frame: pd.DataFrame, device: str = "cpu") -> pd.DataFrame:
+        """``anomaly_score``, ``is_anomaly`` and the top 3 features for every row, in input order."""
+        scored = self.score_frame(frame, device=device)
+        return self.output_frame(scored, index=frame.index)
+
+    def output_frame(self, scored: ScoredFlows, index=None) -> pd.DataFrame:
+        names = np.asarray(self.feature_names, dtype=object)
+        out = pd.DataFrame({"anomaly_score": scored.scores,
+                            "is_anomaly": scored.scores > self.threshold}, index=index)
+        for k in range(3):
+            col = scored.top_features[:, k] if scored.top_features.shape[1] > k else None
+            out[f"top_feature_{k + 1}"] = names[col] if col is not None else None
+        return out
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = {"name": self.name, "window": self.window, "rule": self.rule.model_dump(),
+                "calibration": self.calibration.to_dict(), "contract_version": self.contract_version,
+                "reference": self.reference, "info": self.info}
+        if getattr(self.model, "trainable", True):
+            spec["hparams"] = dict(self.model.hparams)
+            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            torch.save(state, folder / "state_dict.pt")
+        else:
+            (folder / "baseline.json").write_text(json.dumps(self.model.to_dict()))
+        (folder / "detector.json").write_text(json.dumps(spec, indent=2, default=_jsonable))
+        self.transform.save(folder / "transform.json")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> Detector:
+        folder = Path(folder)
+        spec = json.loads((folder / "detector.json").read_text())
+        if (folder / "baseline.json").is_file():
+            model = BASELINES[spec["name"]].from_dict(json.loads((folder / "baseline.json").read_text()))
+        else:
+            model = build_model(spec["name"], **spec["hparams"])
+            state = torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+            model.eval()
+        return cls(name=spec["name"], model=model, transform=FeatureTransform.load(folder / "transform.json"),
+                   window=int(spec["window"]), rule=FlowRule(**spec["rule"]),
+                   calibration=Calibration.from_dict(spec["calibration"]),
+                   contract_version=spec["contract_version"], reference=spec.get("reference", {}),
+                   info=spec.get("info", {}))
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def canonical_columns(columns: Iterable[str]) -> dict[str, str]:
+    """Contract name -> the frame's column that holds it, for any header variant."""
+    columns = list(columns)
+    resolved = load_contract().resolve_header([str(c) for c in columns])
+    return {name: col for name, col in zip(resolved, columns) if name is not None}
+
+
+def numeric(series: pd.Series) -> np.ndarray:
+    """A column as float64 the way ingest reads it ("Infinity", spaces, cp1252 bytes: no error)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = series.astype(object).where(series.notna(), None).tolist()
+    arr = pa.array([v if isinstance(v, (str, bytes)) or v is None else str(v) for v in values])
+    return parse_numeric(arr).values.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def file_runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    """Contiguous row ranges of one source file (the whole frame when that column is absent)."""
+    n = len(frame)
+    if n == 0:
+        return []
+    if "source_file" not in frame.columns:
+        return [(0, n)]
+    codes, _ = pd.factorize(frame["source_file"], use_na_sentinel=False)
+    cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    bounds = [0, *cuts.tolist(), n]
+    return list(itertools.pairwise(bounds))
+
+
+def contract_version() -> str:
+    return load_contract().version

@@ -1,0 +1,147 @@
+"""Flow- and window-level evaluation of scores against labels (scikit-learn metrics).
+
+What is reported (DESIGN.md's protocol): AUROC and AUPRC over all flows; precision, recall and F1
+at the *calibrated* threshold; FPR on benign flows; recall per attack label; confusion counts;
+the same at window level (a window is an attack window when any of its flows is one). No point
+adjustment: it inflates results. The best-F1 threshold on these labels is reported as an oracle,
+for comparison only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+from components.detect.calibration import oracle_threshold
+
+BENIGN = "BENIGN"
+
+
+@dataclass
+class Evaluation:
+    flows: int
+    attacks: int
+    auroc: float
+    auprc: float
+    precision: float
+    recall: float
+    f1: float
+    fpr: float
+    threshold: float
+    confusion: dict[str, int]
+    recall_per_label: dict[str, float] = field(default_factory=dict)
+    flows_per_label: dict[str, int] = field(default_factory=dict)
+    auroc_per_label: dict[str, float] = field(default_factory=dict)
+    oracle_threshold: float = math.nan
+    oracle_f1: float = math.nan
+    window: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        """Flat numeric metrics for MLflow (NaN ones left out: MLflow rejects them in places)."""
+        out = {"auroc": self.auroc, "auprc": self.auprc, "precision": self.precision,
+               "recall": self.recall, "f1": self.f1, "fpr": self.fpr,
+               "oracle_f1": self.oracle_f1, "flows": self.flows, "attacks": self.attacks}
+        out.update({f"recall.{_key(k)}": v for k, v in self.recall_per_label.items()})
+        out.update({f"auroc.{_key(k)}": v for k, v in self.auroc_per_label.items()})
+        out.update({f"window_{k}": v for k, v in self.window.items()})
+        return {f"{prefix}{k}": float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def _key(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_")
+
+
+def _safe(fn, *args) -> float:
+    try:
+        return float(fn(*args))
+    except ValueError:  # one class only
+        return math.nan
+
+
+def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float,
+             window_scores: np.ndarray | None = None, window_labels: np.ndarray | None = None,
+             benign: str = BENIGN) -> Evaluation:
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels, dtype=object)
+    is_attack = labels != benign
+    predicted = scores > threshold
+    tn, fp, fn, tp = confusion_matrix(is_attack, predicted, labels=[False, True]).ravel()
+    precision = tp / (tp + fp) if tp + fp else math.nan
+    recall = tp / (tp + fn) if tp + fn else math.nan
+    f1 = 2 * precision * recall / (precision + recall) if tp else (0.0 if tp + fn else math.nan)
+    fpr = fp / (fp + tn) if fp + tn else math.nan
+    per_label, per_count, per_auroc = {}, {}, {}
+    benign_scores = scores[~is_attack]
+    for label in sorted(set(labels[is_attack].tolist())):
+        mask = labels == label
+        per_label[label] = float(predicted[mask].mean())
+        per_count[label] = int(mask.sum())
+        if len(benign_scores):
+            both = np.concatenate([benign_scores, scores[mask]])
+            truth = np.r_[np.zeros(len(benign_scores)), np.ones(int(mask.sum()))]
+            per_auroc[label] = _safe(roc_auc_score, truth, both)
+    oracle_t, oracle_f1 = oracle_threshold(scores, is_attack)
+    window = {}
+    if window_scores is not None and window_labels is not None and len(window_scores):
+        w_attack = np.asarray(window_labels) != benign
+        window = {"auroc": _safe(roc_auc_score, w_attack, window_scores),
+                  "auprc": _safe(average_precision_score, w_attack, window_scores),
+                  "windows": float(len(window_scores)), "attack_windows": float(w_attack.sum())}
+    return Evaluation(
+        flows=len(scores), attacks=int(is_attack.sum()),
+        auroc=_safe(roc_auc_score, is_attack, scores),
+        auprc=_safe(average_precision_score, is_attack, scores),
+        precision=float(precision), recall=float(recall), f1=float(f1), fpr=float(fpr),
+        threshold=float(threshold),
+        confusion={"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        recall_per_label=per_label, flows_per_label=per_count, auroc_per_label=per_auroc,
+        oracle_threshold=oracle_t, oracle_f1=oracle_f1, window=window)
+
+
+def window_labels(labels: np.ndarray, starts: np.ndarray, window: int, n: int,
+                  benign: str = BENIGN) -> np.ndarray:
+    """Per window (first flow ``starts``, may be negative for a padded short file): ``benign`` when
+    all its real flows are benign, else the attack label of its first attack flow."""
+    labels = np.asarray(labels, dtype=object)
+    attack = (labels != benign).astype(np.int64)
+    cs = np.concatenate([[0], np.cumsum(attack)])
+    lo = np.clip(starts, 0, n)
+    hi = np.clip(starts + window, 0, n)
+    has = (cs[hi] - cs[lo]) > 0
+    out = np.full(len(starts), benign, dtype=object)
+    if has.any():
+        first_attack = np.searchsorted(cs, cs[lo[has]] + 1) - 1  # index of the first attack flow
+        out[has] = labels[first_attack]
+    return out
+
+
+def summary_table(evaluation: Evaluation) -> str:
+    """Markdown for a Prefect artifact or a README: headline metrics, then recall per label."""
+    e = evaluation
+    rows = ["| metric | value |", "|---|---|"]
+    for name, value in (("flows", e.flows), ("attack flows", e.attacks), ("AUROC", e.auroc),
+                        ("AUPRC", e.auprc), ("precision @ threshold", e.precision),
+                        ("recall @ threshold", e.recall), ("F1 @ threshold", e.f1),
+                        ("FPR on benign", e.fpr), ("threshold", e.threshold),
+                        ("oracle best F1 (not deployable)", e.oracle_f1)):
+        rows.append(f"| {name} | {_fmt(value)} |")
+    for k, v in e.window.items():
+        rows.append(f"| window {k} | {_fmt(v)} |")
+    rows += ["", "| label | flows | recall @ threshold | AUROC vs benign |", "|---|---|---|---|"]
+    for label, recall in e.recall_per_label.items():
+        rows.append(f"| {label} | {e.flows_per_label[label]} | {_fmt(recall)} | "
+                    f"{_fmt(e.auroc_per_label.get(label, math.nan))} |")
+    c = e.confusion
+    rows += ["", f"Confusion: TN {c['tn']}, FP {c['fp']}, FN {c['fn']}, TP {c['tp']}"]
+    return "\n".join(rows)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f}"

@@ -1,0 +1,242 @@
+"""From curated files to a calibrated detector and its test scores (no MLflow, no Prefect here).
+
+``fit_detector``: load the flows in time order, split them (``learn.split``), fit the transform
+on benign training flows, train the network on benign training windows (early stopping on the
+benign validation windows), score the benign calibration flows with the per-flow rule and set
+the threshold on them, and keep a bounded drift reference. ``score_runs`` scores any flows the
+same way the packaged model does; evaluation and ``compare`` use it on the test flows.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.data.capture_order import FileOrder
+from components.data.curated import curated_order, select_files
+from components.data.readers import sha256_file
+from components.detect.calibration import calibrate
+from components.detect.detector import Detector, contract_version
+from components.detect.drift import build_reference
+from components.detect.evaluation import window_labels
+from components.detect.flow_scores import FlowRule, ScoredFlows
+from components.learn.dataset import (
+    CALIBRATION,
+    TEST,
+    TRAIN,
+    FlowSet,
+    PreparedData,
+    load_flows,
+    prepare,
+)
+from components.learn.split import SplitConfig
+from components.learn.training import EpochStats, TrainConfig, TrainResult, train_model
+
+
+class DetectorConfig(BaseModel):
+    """How a trained network becomes a detector: per-flow rule and calibration."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: FlowRule = FlowRule()
+    calibration: Literal["quantile", "mahalanobis", "pot"] = "quantile"
+    target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
+    pot_initial_quantile: float = Field(default=0.98, gt=0.5, lt=1)
+    max_calibration_flows: int = Field(default=500_000, ge=100)
+
+
+class TrainJob(BaseModel):
+    """One training job, built once by the CLI and passed whole to the flow."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: Path
+    files: tuple[str, ...] = ()
+    days: tuple[str, ...] = ()
+    train: TrainConfig = TrainConfig()
+    split: SplitConfig = SplitConfig()
+    detector: DetectorConfig = DetectorConfig()
+    register_model: bool = True
+    resume: bool = False
+
+
+@dataclass
+class FitResult:
+    detector: Detector
+    train: TrainResult
+    data: PreparedData
+    files: list[Path]
+    training_files: list[Path]
+    order: FileOrder
+    digests: list[str]
+    calibration_scores: np.ndarray
+
+
+@dataclass
+class EvalSet:
+    """Per-flow test scores with labels, and window-level scores with window labels."""
+
+    flow_index: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    files: np.ndarray  # file name per flow
+    top_features: np.ndarray
+    window_scores: np.ndarray
+    window_labels: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> EvalSet:
+        return EvalSet(self.flow_index[mask], self.scores[mask], self.labels[mask], self.files[mask],
+                       self.top_features[mask], self.window_scores, self.window_labels)
+
+
+def resolve_files(job: TrainJob) -> tuple[list[Path], list[Path], FileOrder]:
+    """All curated files in capture order, the training files among them, and the order."""
+    files, order = curated_order(job.data)
+    training = select_files(files, list(job.files), list(job.days))
+    return files, training, order
+
+
+def data_digest(digests: list[str]) -> str:
+    return hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
+
+
+@dataclass
+class JobData:
+    """The prepared flows of a job and where they came from."""
+
+    data: PreparedData
+    files: list[Path]
+    training_files: list[Path]
+    order: FileOrder
+    digests: list[str]
+
+    def info(self, job: TrainJob) -> dict:
+        """What a detector records about its data (MLflow tags and the model's own record)."""
+        return {"data_dir": str(Path(job.data).resolve()), "files": [f.name for f in self.files],
+                "training_files": [f.name for f in self.training_files],
+                "file_order": self.order.to_dict(), "data_digest": data_digest(self.digests),
+                "split": job.split.model_dump(),
+                "split_counts": self.data.split.counts(self.data.flows.is_benign)}
+
+
+def prepare_job(job: TrainJob) -> JobData:
+    """Load the job's curated files in capture order, split them, scale them, window them."""
+    job.train.check_model()
+    files, training_files, order = resolve_files(job)
+    digests = [sha256_file(f) for f in files]
+    flows = load_flows(files, feature_names=_training_features(training_files))
+    in_training = np.isin(flows.file_index, [files.index(f) for f in training_files])
+    data = prepare(flows, in_training, job.split, job.train.window, job.train.stride,
+                   scaler=job.train.scaler, max_train_windows=job.train.max_train_windows)
+    return JobData(data, files, training_files, order, digests)
+
+
+def train_detector(data: PreparedData, job: TrainJob, checkpoint: Path | None = None,
+                   on_epoch: Callable[[EpochStats], None] | None = None, progress: bool = True
+                   ) -> tuple[Detector, TrainResult]:
+    """Train the network on the benign training windows: a detector not yet calibrated."""
+    result = train_model(data.windows, data.train_idx, data.val_idx, job.train, checkpoint=checkpoint,
+                         resume=job.resume, on_epoch=on_epoch, progress=progress)
+    detector = Detector(name=job.train.model, model=result.model, transform=data.transform,
+                        window=job.train.window, rule=job.detector.rule, calibration=None,
+                        contract_version=contract_version(),
+                        info={"train": job.train.model_dump(mode="json"), "device": result.device,
+                              "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss})
+    return detector, result
+
+
+def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConfig, seed: int = 0
+                       ) -> np.ndarray:
+    """Threshold from the benign calibration flows, and the drift reference; returns their scores."""
+    scores, errors = _calibration_scores(detector, data, cfg.max_calibration_flows,
+                                         keep_errors=cfg.calibration == "mahalanobis")
+    detector.calibration = calibrate(cfg.calibration, scores, cfg.target_fpr, feature_errors=errors,
+                                     pot_initial_quantile=cfg.pot_initial_quantile)
+    if detector.calibration.method == "mahalanobis":
+        scores = detector.calibration.flow_score_fn()(errors, scores)
+    train_rows = np.flatnonzero((data.split.roles == TRAIN) & data.flows.is_benign)
+    detector.reference = build_reference(data.x[train_rows], detector.feature_names, scores, seed=seed)
+    return scores
+
+
+def fit_detector(job: TrainJob, checkpoint: Path | None = None,
+                 on_epoch: Callable[[EpochStats], None] | None = None, progress: bool = True
+                 ) -> FitResult:
+    """Prepare, train and calibrate in one process (``compare``, benchmarks, tests)."""
+    prepared = prepare_job(job)
+    detector, result = train_detector(prepared.data, job, checkpoint, on_epoch, progress)
+    scores = calibrate_detector(detector, prepared.data, job.detector, seed=job.train.seed)
+    detector.info.update(prepared.info(job))
+    return FitResult(detector, result, prepared.data, prepared.files, prepared.training_files,
+                     prepared.order, prepared.digests, scores)
+
+
+def _training_features(training_files: list[Path]) -> list[str]:
+    from components.data.curated import file_columns
+    from components.learn.features import select_features
+
+    return select_features(file_columns(training_files))
+
+
+def _calibration_scores(detector: Detector, data: PreparedData, limit: int, keep_errors: bool
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Own per-flow scores (and error vectors) of the benign calibration flows, at most ``limit``."""
+    benign = data.flows.is_benign
+    scores, errors, total = [], [], 0
+    for run in data.runs(CALIBRATION):
+        scorer = detector.scorer(keep_feature_errors=keep_errors)  # not calibrated yet: own scores
+        part = scorer.score_all(data.x[run[0]:run[-1] + 1])
+        keep = benign[run]
+        scores.append(part.scores[keep])
+        if keep_errors:
+            errors.append(part.feature_errors[keep])
+        total += int(keep.sum())
+        if total >= limit:
+            break
+    if not scores or total == 0:
+        raise ValueError("no benign calibration flows: give the training files more benign rows "
+                         "or a larger calibration fraction")
+    s = np.concatenate(scores)[:limit]
+    e = np.concatenate(errors)[:limit] if keep_errors else None
+    return s, e
+
+
+def score_runs(detector: Detector, x: np.ndarray, runs: list[np.ndarray], labels: np.ndarray,
+               file_names: np.ndarray, device: str = "cpu") -> EvalSet:
+    """Score contiguous runs of scaled flows (one file each) the way the packaged model does."""
+    parts: list[tuple[np.ndarray, ScoredFlows]] = []
+    for run in runs:
+        part = detector.scorer(device=device).score_all(x[run[0]:run[-1] + 1])
+        parts.append((run, part))
+    if not parts:
+        empty = np.zeros(0)
+        return EvalSet(empty.astype(np.int64), empty, empty.astype(object), empty.astype(object),
+                       np.zeros((0, 3), np.int16), empty, empty.astype(object))
+    idx = np.concatenate([r for r, _ in parts])
+    w_labels = [window_labels(labels[r], p.window_starts, detector.window, len(r)) for r, p in parts]
+    return EvalSet(
+        flow_index=idx, scores=np.concatenate([p.scores for _, p in parts]), labels=labels[idx],
+        files=file_names[idx], top_features=np.concatenate([p.top_features for _, p in parts]),
+        window_scores=np.concatenate([p.window_scores for _, p in parts]),
+        window_labels=np.concatenate(w_labels))
+
+
+def score_test_flows(fit: FitResult, device: str = "cpu") -> EvalSet:
+    """Scores of the test flows: the test segment of the training files and every other file."""
+    flows = fit.data.flows
+    return score_runs(fit.detector, flows.x, fit.data.runs(TEST), flows.labels,
+                      np.asarray([f.name for f in fit.files], dtype=object)[flows.file_index], device)
+
+
+def evaluation_flows(detector: Detector, files: list[Path]) -> tuple[FlowSet, list[np.ndarray]]:
+    """Curated files scaled by a detector's transform, one run per file (for ``flowae evaluate``)."""
+    flows = load_flows(files, feature_names=detector.feature_names)
+    flows.x = detector.transform.apply_log(flows.x, flows.feature_names)
+    bounds = np.flatnonzero(np.diff(flows.file_index)) + 1
+    runs = np.split(np.arange(len(flows)), bounds) if len(flows) else []
+    return flows, runs
