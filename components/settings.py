@@ -41,7 +41,16 @@ class Settings(BaseSettings):
     artifact_root: Path = Path("mlflow/artifacts")
     data_experiment: str = "flowae-data"
     train_experiment: str = "flowae-train"
+    retrain_experiment: str = "flowae-retrain"
+    compare_experiment: str = "flowae-compare"
+    evaluate_experiment: str = "flowae-evaluate"
+    scoring_experiment: str = "flowae-scoring"
+    registry_experiment: str = "flowae-registry"
     registered_model_name: str = "flowae"
+    mlflow_ui_url: str | None = None  # links printed by retrain/compare/demo; default: see ui_base
+    promotion_metric: Literal["auroc", "auprc", "f1", "recall"] = "auroc"
+    promotion_margin: float = Field(default=0.0, ge=0.0, le=1.0)
+    work_dir: Path = Path("data/work")
     data_dir: Path = Path("data")
     raw_dir: Path = Path("data/raw")
     curated_dir: Path = Path("data/ingested")

@@ -1,8 +1,12 @@
-"""MLflow plumbing shared by every stage: which store, which experiment, where artifacts go, and
-dataset lineage (a file on disk, named by its stem and fingerprinted by its sha256)."""
+"""MLflow at the I/O boundary: which store, experiments (with the kind the UI needs), stage runs,
+links into the UI, and dataset lineage. Components log into the run a flow opened here, so they
+stay testable without a store.
+"""
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -10,6 +14,10 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 
 from components.settings import Settings, artifact_location
+
+#: MLflow 3's UI opens an experiment without a kind in its GenAI view (traces, tokens), where none
+#: of flowae's runs show; this tag opens it in the model-training view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def use_tracking(settings: Settings) -> None:
@@ -22,7 +30,7 @@ def use_tracking(settings: Settings) -> None:
 
 
 def ensure_experiment(settings: Settings, name: str) -> str:
-    """Experiment id for ``name``, created on first use.
+    """Experiment id for ``name``, created on first use with the model-training kind tag.
 
     On a local store (sqlite/file) artifacts go under ``settings.artifact_root``; on a tracking
     server the server decides (its ``--artifacts-destination``).
@@ -30,12 +38,58 @@ def ensure_experiment(settings: Settings, name: str) -> str:
     use_tracking(settings)
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
+        if existing.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+            mlflow.MlflowClient().set_experiment_tag(existing.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         return existing.experiment_id
     location = None
     if settings.tracking_uri.startswith(("sqlite:", "file:")):
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
         location = artifact_location(settings)
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent command
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+@contextlib.contextmanager
+def stage_run(settings: Settings, experiment: str, name: str, parent_run_id: str | None = None,
+              run_id: str | None = None, tags: dict[str, str] | None = None,
+              system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
+    """A run to log one stage into: ``run_id`` reopens a run, ``parent_run_id`` makes a child.
+
+    Stages open their runs one after another (never nested in Python), so a flow can reopen one
+    run from several tasks, or give each task a child run of one parent.
+    """
+    experiment_id = ensure_experiment(settings, experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_id=run_id,
+                          run_name=None if run_id else name, parent_run_id=parent_run_id,
+                          tags=tags, log_system_metrics=system_metrics) as run:
+        yield run
+
+
+def new_run(settings: Settings, experiment: str, name: str, tags: dict[str, str] | None = None,
+            parent_run_id: str | None = None) -> str:
+    """Create a run (finished at once) whose id the stages of a flow then log into."""
+    with stage_run(settings, experiment, name, parent_run_id=parent_run_id, tags=tags) as run:
+        return run.info.run_id
+
+
+def ui_base(settings: Settings) -> str:
+    """Where the MLflow UI answers: the setting, the tracking server, or ``make mlflow-ui``'s port."""
+    if settings.mlflow_ui_url:
+        return settings.mlflow_ui_url.rstrip("/")
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        return settings.tracking_uri.rstrip("/")
+    return "http://127.0.0.1:5000"
+
+
+def runs_link(settings: Settings, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI's model-training view."""
+    return f"{ui_base(settings)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def run_link(settings: Settings, experiment_id: str, run_id: str) -> str:
+    return f"{ui_base(settings)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def file_dataset(path: Path, sha256: str, name: str | None = None) -> MetaDataset:

@@ -12,11 +12,16 @@ from typing import Annotated
 import typer
 
 from components.settings import SettingsError, load_settings
-from flows.cli_support import fail, one_line, run_flow_command
+from flows import cli_options as o
+from flows.cli_support import fail, run_flow_command
 
 # Nightly hosts are often offline: no usage telemetry unless the user turns it back on.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# The terminal gets flowae's own lines (one per failure); Prefect's run logs, tracebacks included,
+# still go to its API (the Prefect UI) and flowae writes tracebacks to an error log file.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 app = typer.Typer(
     name="flowae",
@@ -96,70 +101,153 @@ def ingest(
 @app.command()
 def train(
     data: Annotated[Path, typer.Option("--data", help="Folder written by `flowae ingest --out`.")],
-    model: Annotated[str, typer.Option("--model", help="Model family or baseline name.")] = "lstm_ae",
-    epochs: Annotated[int | None, typer.Option(min=1)] = None,
-    window: Annotated[int | None, typer.Option(min=2)] = None,
-    stride: Annotated[int | None, typer.Option(min=1)] = None,
-    hidden: Annotated[int | None, typer.Option(min=1)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0)] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
-    seed: Annotated[int | None, typer.Option(min=0)] = None,
+    files: o.Files = None, days: o.Days = None, model: o.Model = None, epochs: o.Epochs = None,
+    window: o.Window = None, stride: o.Stride = None, hidden: o.Hidden = None,
+    batch_size: o.BatchSize = None, lr: o.Lr = None, patience: o.Patience = None,
+    device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
+    calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
+    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    register: Annotated[bool, typer.Option("--register/--no-register",
+                                           help="Register the model as the challenger.")] = True,
 ) -> None:
-    """Train one model on benign-only windows and log the run to MLflow."""
+    """Train, calibrate and evaluate one model on benign windows; register it as the challenger."""
     settings = _settings()
-    options = {"model": model, "epochs": epochs, "window": window, "stride": stride, "hidden": hidden,
-               "batch_size": batch_size, "lr": lr, "device": device or settings.device,
-               "seed": settings.seed if seed is None else seed}
-    config = {k: v for k, v in options.items() if v is not None}
-    try:
-        from components.learn.training import TrainConfig
-
-        TrainConfig(**config).check_model()
-    except ValueError as exc:
-        fail(f"train: {one_line(exc)}", 2)
+    job = o.build_job(settings, data, files=files, days=days, model=model, epochs=epochs,
+                      window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
+                      patience=patience, device=device, seed=seed, scaler=scaler,
+                      calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
+                      aggregate=aggregate, resume=resume, register_model=register)
 
     def work(api):
         from flows.train import train_flow
 
         api.wait_ready()
-        return train_flow(str(data), config, resume)
+        return train_flow(job)
 
     summary = run_flow_command("train", None, work)
     typer.echo(f"model {summary['model']} trained on {summary['device']}: best val loss "
-               f"{summary['best_val_loss']:.5f} at epoch {summary['best_epoch']}")
+               f"{summary['best_val_loss']:.5f} at epoch {summary['best_epoch']} of {summary['epochs_run']}")
+    typer.echo(f"threshold {summary['threshold']:.6g} ({summary['calibration']}); test AUROC "
+               f"{summary['test_auroc']:.4f}, AUPRC {summary['test_auprc']:.4f}, F1 {summary['test_f1']:.4f}, "
+               f"FPR {summary['test_fpr']:.4f}")
+    if summary.get("version"):
+        typer.echo(f"registered {settings.registered_model_name} version {summary['version']} as challenger")
     typer.echo(f"MLflow run id: {summary['run_id']}")
+    typer.echo(f"open: {summary['link']}")
 
 
 @app.command()
 def evaluate(
-    model_uri: Annotated[str, typer.Option("--model-uri")],
-    data: Annotated[Path, typer.Option("--data")],
+    model_uri: Annotated[str, typer.Option("--model-uri", help="models:/flowae@champion, runs:/ID/model, ...")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled folder written by `flowae ingest --out`.")],
 ) -> None:
-    """Evaluate a registered model on curated data (AUROC, AUPRC, per-attack recall)."""
-    _not_built("evaluate")
+    """Evaluate a model on labelled curated data: AUROC, AUPRC, F1, FPR, recall per attack label."""
+    settings = _settings()
+
+    def work(api):
+        from flows.evaluate import evaluate_flow
+
+        api.wait_ready()
+        return evaluate_flow(model_uri, str(data))
+
+    result = run_flow_command("evaluate", None, work)
+    typer.echo(result["summary"])
+    typer.echo(f"MLflow run id: {result['run_id']}  ({settings.evaluate_experiment})")
+    typer.echo(f"open: {result['link']}")
 
 
 @app.command()
-def promote(rollback: Annotated[bool, typer.Option("--rollback")] = False) -> None:
-    """Move the champion alias to the newest validated version (or back)."""
-    _not_built("promote")
+def promote(rollback: Annotated[bool, typer.Option("--rollback", help="Restore the previous champion.")] = False
+            ) -> None:
+    """Move the champion alias to the challenger when it wins on the same data (or roll back)."""
+    settings = _settings()
+
+    def work(api):
+        from flows.promote import promote_flow
+
+        api.wait_ready()
+        return promote_flow(rollback)
+
+    result = run_flow_command("promote", None, work)
+    name = settings.registered_model_name
+    verb = "promoted" if result["promoted"] else "kept"
+    typer.echo(f"{verb}: {result['reason']}; {name}@champion is version {result['champion_after']}")
 
 
 @app.command()
-def retrain(data: Annotated[list[str], typer.Option("--data")]) -> None:
+def retrain(
+    data: Annotated[list[str], typer.Option("--data", help="Raw CSV/parquet files, folders or globs (repeat).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Ingest folder (default: FLOWAE_CURATED_DIR).")] = None,
+    files: o.Files = None, days: o.Days = None, model: o.Model = None, epochs: o.Epochs = None,
+    window: o.Window = None, stride: o.Stride = None, hidden: o.Hidden = None,
+    batch_size: o.BatchSize = None, lr: o.Lr = None, patience: o.Patience = None,
+    device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
+    calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
+    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Run the promotion step.")] = True,
+) -> None:
     """ingest -> validate -> windows -> train -> calibrate -> evaluate -> register -> promote."""
-    _not_built("retrain")
+    settings = _settings()
+    folder = out or settings.curated_dir
+    job = o.build_job(settings, folder, command="retrain", files=files, days=days, model=model,
+                      epochs=epochs, window=window, stride=stride, hidden=hidden,
+                      batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
+                      scaler=scaler, calibration=calibration, target_fpr=target_fpr,
+                      score_stride=score_stride, aggregate=aggregate)
+
+    def work(api):
+        from flows.retrain import RetrainJob, retrain_flow
+
+        api.wait_ready()
+        return retrain_flow(RetrainJob(inputs=tuple(data), train=job, promote=promote))
+
+    summary = run_flow_command("retrain", folder, work)
+    typer.echo(f"registered {settings.registered_model_name} version {summary['version']} "
+               f"({summary['model']}): test AUROC {summary['test_auroc']:.4f}, F1 {summary['test_f1']:.4f}, "
+               f"FPR {summary['test_fpr']:.4f}")
+    typer.echo(f"promotion: {'promoted' if summary['promoted'] else 'not promoted'} ({summary['decision']}); "
+               f"champion is version {summary['champion']}")
+    typer.echo(f"MLflow parent run id: {summary['parent_run_id']}")
+    typer.echo(f"open: {summary['link']}")
 
 
 @app.command()
 def compare(
-    data: Annotated[list[str], typer.Option("--data")],
-    models: Annotated[str, typer.Option("--models")] = "all",
+    data: Annotated[list[str], typer.Option("--data", help="Raw CSV/parquet files, folders or globs (repeat).")],
+    models: Annotated[str, typer.Option("--models", help="all, or a comma-separated list.")] = "all",
+    out: Annotated[Path | None, typer.Option("--out", help="Ingest folder (default: FLOWAE_CURATED_DIR).")] = None,
+    files: o.Files = None, days: o.Days = None, epochs: o.Epochs = None, window: o.Window = None,
+    stride: o.Stride = None, hidden: o.Hidden = None, batch_size: o.BatchSize = None, lr: o.Lr = None,
+    patience: o.Patience = None, device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
+    calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
+    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
 ) -> None:
-    """Train and evaluate several models on the same data, side by side with baselines."""
-    _not_built("compare")
+    """Train and evaluate every model on the same data and split, side by side with baselines."""
+    settings = _settings()
+    folder = out or settings.curated_dir
+    job = o.build_job(settings, folder, command="compare", files=files, days=days, epochs=epochs,
+                      window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
+                      patience=patience, device=device, seed=seed, scaler=scaler,
+                      calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
+                      aggregate=aggregate, register_model=False)
+    try:
+        from components.detect.compare import resolve_models
+
+        resolve_models(models)
+    except ValueError as exc:
+        fail(f"compare: {exc}", 2)
+
+    def work(api):
+        from flows.compare import CompareJob, compare_flow
+
+        api.wait_ready()
+        return compare_flow(CompareJob(inputs=tuple(data), train=job, models=models))
+
+    result = run_flow_command("compare", folder, work)
+    typer.echo(result["leaderboard"])
+    typer.echo(f"best: {result['best']}; MLflow parent run id: {result['parent_run_id']}")
+    typer.echo(f"open: {result['link']}")
 
 
 @app.command()

@@ -1,43 +1,64 @@
-"""Prefect flow around one training experiment (the work is in ``components.learn.experiment``)."""
+"""``flowae train``: one MLflow run that holds windows, training, calibration, the test evaluation
+and the packaged model, registered as the ``challenger``."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Any
 
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from components.learn.experiment import run_training
-from components.learn.training import TrainConfig
+from components.data.readers import sha256_file
+from components.detect.fit import TrainJob, data_digest, resolve_files
 from components.settings import load_settings
+from components.tracking import ensure_experiment, new_run, run_link
+from flows.stages import (
+    RunRef,
+    calibrate_task,
+    checkpoint_for,
+    evaluate_task,
+    register_task,
+    summary_markdown,
+    train_task,
+    windows_task,
+)
 
 
-@task(name="train-model")
-def train_task(data_dir: str, config: dict[str, Any], resume: bool) -> dict[str, Any]:
-    run = run_training(load_settings(), Path(data_dir), TrainConfig(**config), resume=resume)
-    result = run.result
-    return {
-        "run_id": run.run_id,
-        "model": result.model.name,
-        "device": result.device,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "epochs_run": len(result.history),
-        "train_windows": len(run.data.train_idx),
-        "val_windows": len(run.data.val_idx),
-        "windows_per_s": result.history[-1].windows_per_s if result.history else 0.0,
-    }
+def _run_for(job: TrainJob) -> str:
+    """The MLflow run: the one a crashed run of the same job left (``--resume``), else a new one."""
+    settings = load_settings()
+    files, _, _ = resolve_files(job)
+    marker = checkpoint_for(job, data_digest([sha256_file(f) for f in files])).parent / "mlflow_run_id"
+    if job.resume and marker.is_file():
+        return marker.read_text().strip()
+    run_id = new_run(settings, settings.train_experiment, job.train.model, tags={"flowae.command": "train"})
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(run_id)
+    return run_id
 
 
 @flow(name="train", log_prints=True)
-def train_flow(data_dir: str, config: dict[str, Any] | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train one model on an ingest output folder; the MLflow run id is the result."""
-    summary = train_task(data_dir, config or {}, resume)
-    create_markdown_artifact(
-        key="train-summary",
-        markdown="\n".join(
-            ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in summary.items()]
-        ),
-        description=f"training of {summary['model']}",
-    )
+def train_flow(job: TrainJob) -> dict:
+    """Train, calibrate, evaluate and register one model on an ingest output folder."""
+    settings = load_settings()
+    run_id = _run_for(job)
+    run = RunRef(experiment=settings.train_experiment, run_id=run_id)
+    work = settings.work_dir / run_id
+    windows = windows_task(job, str(work), run)
+    trained = train_task(job, windows["prepared"], windows["info"], str(work), run)
+    calibrated = calibrate_task(job, windows["prepared"], trained["trained"], str(work), run)
+    metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
+    registered = register_task(calibrated["detector"], metrics, run) if job.register_model else {}
+    shutil.rmtree(Path(windows["prepared"]), ignore_errors=True)  # the detector folder stays
+    experiment_id = ensure_experiment(settings, settings.train_experiment)
+    summary = {"run_id": run_id, "model": job.train.model, "device": trained["device"],
+               "best_epoch": trained["best_epoch"], "best_val_loss": trained["best_val_loss"],
+               "epochs_run": trained["epochs_run"], "threshold": calibrated["threshold"],
+               "calibration": calibrated["method"], "train_windows": windows["train_windows"],
+               "val_windows": windows["val_windows"], "test_auroc": metrics["auroc"],
+               "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
+               "version": registered.get("version"), "model_uri": registered.get("model_uri"),
+               "detector": calibrated["detector"], "link": run_link(settings, experiment_id, run_id)}
+    create_markdown_artifact(key="train-summary", markdown=summary_markdown(f"train {job.train.model}", summary),
+                             description=f"training of {job.train.model}")
     return summary

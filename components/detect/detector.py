@@ -105,7 +105,8 @@ class Detector:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         spec = {"name": self.name, "window": self.window, "rule": self.rule.model_dump(),
-                "calibration": self.calibration.to_dict(), "contract_version": self.contract_version,
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "contract_version": self.contract_version,
                 "reference": self.reference, "info": self.info}
         if getattr(self.model, "trainable", True):
             spec["hparams"] = dict(self.model.hparams)
@@ -130,7 +131,7 @@ class Detector:
             model.eval()
         return cls(name=spec["name"], model=model, transform=FeatureTransform.load(folder / "transform.json"),
                    window=int(spec["window"]), rule=FlowRule(**spec["rule"]),
-                   calibration=Calibration.from_dict(spec["calibration"]),
+                   calibration=Calibration.from_dict(spec["calibration"]) if spec["calibration"] else None,
                    contract_version=spec["contract_version"], reference=spec.get("reference", {}),
                    info=spec.get("info", {}))
 

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.data.capture_order import FileOrder
-from components.data.curated import curated_order, select_files
+from components.data.curated import curated_folder, curated_order, select_files
 from components.data.readers import sha256_file
 from components.detect.calibration import calibrate
 from components.detect.detector import Detector, contract_version
@@ -34,7 +34,7 @@ from components.learn.dataset import (
     load_flows,
     prepare,
 )
-from components.learn.split import SplitConfig
+from components.learn.split import SplitConfig, segment_runs, split_flows
 from components.learn.training import EpochStats, TrainConfig, TrainResult, train_model
 
 
@@ -150,11 +150,11 @@ def train_detector(data: PreparedData, job: TrainJob, checkpoint: Path | None = 
     return detector, result
 
 
-def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConfig, seed: int = 0
-                       ) -> np.ndarray:
+def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConfig, seed: int = 0,
+                       device: str = "cpu") -> np.ndarray:
     """Threshold from the benign calibration flows, and the drift reference; returns their scores."""
     scores, errors = _calibration_scores(detector, data, cfg.max_calibration_flows,
-                                         keep_errors=cfg.calibration == "mahalanobis")
+                                         keep_errors=cfg.calibration == "mahalanobis", device=device)
     detector.calibration = calibrate(cfg.calibration, scores, cfg.target_fpr, feature_errors=errors,
                                      pot_initial_quantile=cfg.pot_initial_quantile)
     if detector.calibration.method == "mahalanobis":
@@ -170,7 +170,8 @@ def fit_detector(job: TrainJob, checkpoint: Path | None = None,
     """Prepare, train and calibrate in one process (``compare``, benchmarks, tests)."""
     prepared = prepare_job(job)
     detector, result = train_detector(prepared.data, job, checkpoint, on_epoch, progress)
-    scores = calibrate_detector(detector, prepared.data, job.detector, seed=job.train.seed)
+    scores = calibrate_detector(detector, prepared.data, job.detector, seed=job.train.seed,
+                                device=result.device)
     detector.info.update(prepared.info(job))
     return FitResult(detector, result, prepared.data, prepared.files, prepared.training_files,
                      prepared.order, prepared.digests, scores)
@@ -183,13 +184,13 @@ def _training_features(training_files: list[Path]) -> list[str]:
     return select_features(file_columns(training_files))
 
 
-def _calibration_scores(detector: Detector, data: PreparedData, limit: int, keep_errors: bool
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
+def _calibration_scores(detector: Detector, data: PreparedData, limit: int, keep_errors: bool,
+                        device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
     """Own per-flow scores (and error vectors) of the benign calibration flows, at most ``limit``."""
     benign = data.flows.is_benign
     scores, errors, total = [], [], 0
     for run in data.runs(CALIBRATION):
-        scorer = detector.scorer(keep_feature_errors=keep_errors)  # not calibrated yet: own scores
+        scorer = detector.scorer(keep_feature_errors=keep_errors, device=device)  # uncalibrated: own scores
         part = scorer.score_all(data.x[run[0]:run[-1] + 1])
         keep = benign[run]
         scores.append(part.scores[keep])
@@ -226,17 +227,40 @@ def score_runs(detector: Detector, x: np.ndarray, runs: list[np.ndarray], labels
         window_labels=np.concatenate(w_labels))
 
 
-def score_test_flows(fit: FitResult, device: str = "cpu") -> EvalSet:
+def score_test(detector: Detector, data: PreparedData, device: str = "cpu") -> EvalSet:
     """Scores of the test flows: the test segment of the training files and every other file."""
-    flows = fit.data.flows
-    return score_runs(fit.detector, flows.x, fit.data.runs(TEST), flows.labels,
-                      np.asarray([f.name for f in fit.files], dtype=object)[flows.file_index], device)
+    flows = data.flows
+    return score_runs(detector, flows.x, data.runs(TEST), flows.labels, _file_names(flows), device)
 
 
-def evaluation_flows(detector: Detector, files: list[Path]) -> tuple[FlowSet, list[np.ndarray]]:
-    """Curated files scaled by a detector's transform, one run per file (for ``flowae evaluate``)."""
+def evaluate_files(detector: Detector, files: list[Path], device: str = "cpu") -> EvalSet:
+    """Every flow of some curated files, scaled by the detector's own transform, one run per file
+    (``flowae evaluate``: all the data given is test data)."""
     flows = load_flows(files, feature_names=detector.feature_names)
     flows.x = detector.transform.apply_log(flows.x, flows.feature_names)
     bounds = np.flatnonzero(np.diff(flows.file_index)) + 1
     runs = np.split(np.arange(len(flows)), bounds) if len(flows) else []
-    return flows, runs
+    return score_runs(detector, flows.x, runs, flows.labels, _file_names(flows), device)
+
+
+def evaluate_recorded_test(detector: Detector, info: dict, device: str = "cpu") -> EvalSet:
+    """The test flows a detector recorded at training (``info``: folder, files, training files,
+    split), re-derived with the same split and scored by ``detector``: how ``promote`` puts a
+    challenger and a champion on the same data."""
+    folder = curated_folder(Path(info["data_dir"]))
+    files = [folder / name for name in info["files"]]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: the evaluation data of this model is gone ({', '.join(missing)})")
+    flows = load_flows(files, feature_names=detector.feature_names)
+    in_training = np.isin(flows.file_index, [i for i, f in enumerate(files) if f.name in info["training_files"]])
+    split = split_flows(flows.is_benign, in_training, SplitConfig(**info["split"]))
+    flows.x = detector.transform.apply_log(flows.x, flows.feature_names)
+    run_ids = segment_runs(flows.file_index, split.roles)
+    test = np.flatnonzero(split.roles == TEST)
+    runs = np.split(test, np.flatnonzero(np.diff(run_ids[test])) + 1) if len(test) else []
+    return score_runs(detector, flows.x, runs, flows.labels, _file_names(flows), device)
+
+
+def _file_names(flows: FlowSet) -> np.ndarray:
+    return np.asarray([f.name for f in flows.files], dtype=object)[flows.file_index]

@@ -1,9 +1,12 @@
 """One self-contained MLflow model per detector: the pyfunc, its signature and an input example.
 
 The signature lists every column spelling flowae reads (canonical names, the published raw
-headers with and without their leading spaces, and the contract's aliases), all optional: MLflow
-keeps only the columns a signature names, so this is what lets ``predict`` take raw rows of any
-header variant as well as curated ones. Baselines are packaged the same way (their state is JSON,
+headers with and without their leading spaces, and the contract's aliases), all optional and of
+MLflow's ``AnyType``: MLflow keeps only the columns a signature names, and a typed column refuses
+what raw files hold (an integer column where the schema says double, ``Infinity`` text), so this is
+what lets ``predict`` take raw rows of any header variant as well as curated ones; flowae then casts
+values the way ingest does. MLflow checks ``AnyType`` value by value (about 6 s per 100k rows):
+nightly batches go through ``flowae score``, which streams files without that check. Baselines are packaged the same way (their state is JSON,
 the isolation forest's in skops format, never pickle).
 """
 from __future__ import annotations
@@ -14,13 +17,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from components.data.contract import load_contract
 from components.detect.detector import OUTPUT_COLUMNS, Detector
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
-_TYPES = {"float64": "double", "int64": "long", "string": "string"}
+_USED = ("float64", "int64", "string")  # contract dtypes worth passing on (not the timestamp)
 #: what the model needs from the environment it is loaded in (flowae itself must be installed)
 PIP_REQUIREMENTS = ["mlflow==3.17.2", "torch==2.13.0", "numpy>=2.0", "pandas>=3.0", "pyarrow>=20,<26",
                     "scikit-learn>=1.5", "skops", "pydantic>=2.7", "PyYAML>=6"]
@@ -32,24 +35,27 @@ def input_schema() -> Schema:
     specs: dict[str, ColSpec] = {}
     raw_names = {h for variant in contract.variants.values() for h in variant}
 
-    def add(name: str, dtype: str) -> None:
+    def add(name: str) -> None:
         if name and name not in specs:
-            specs[name] = ColSpec(_TYPES[dtype], name, required=False)
+            specs[name] = ColSpec(AnyType(), name, required=False)
 
     for col in contract.columns:
-        if col.dtype not in _TYPES:  # the timestamp: not needed to score
+        if col.dtype not in _USED:  # the timestamp: not needed to score
             continue
-        add(col.name, col.dtype)
+        add(col.name)
         for alias in col.aliases:
-            add(alias, col.dtype)
-            add(alias.strip(), col.dtype)
+            add(alias)
+            add(alias.strip())
     for raw in sorted(raw_names):
         name = contract.resolve_header([raw])[0]
-        if name is not None and contract.by_name[name].dtype in _TYPES:
-            add(raw, contract.by_name[name].dtype)
-            add(raw.strip(), contract.by_name[name].dtype)
-    add("Fwd Header Length.1", "float64")  # pandas' name for the duplicated raw column
-    add("source_file", "string")
+        if name is not None and contract.by_name[name].dtype in _USED:
+            add(raw)
+            add(raw.strip())
+    for variant in contract.variants.values():  # pandas names a repeated header "<name>.1"
+        for raw in {h for h in variant if list(variant).count(h) > 1}:
+            add(f"{raw}.1")
+            add(f"{raw.strip()}.1")
+    add("source_file")
     return Schema(list(specs.values()))
 
 

@@ -21,6 +21,9 @@ from tqdm.auto import tqdm
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES, build_model
 from components.learn.windows import Windows, iter_batches
 
+#: Baselines that also work on single flows (window 1): IsolationForest and PCA on one flow.
+SINGLE_FLOW_OK = ("pca", "isolation_forest")
+
 
 class TrainConfig(BaseModel):
     """Everything that decides a training run; logged as MLflow params."""
@@ -29,7 +32,7 @@ class TrainConfig(BaseModel):
 
     model: str = "lstm_ae"
     epochs: int = Field(default=10, ge=1)
-    window: int = Field(default=16, ge=2)
+    window: int = Field(default=16, ge=1)  # 1: single flows (pca, isolation_forest only)
     stride: int = Field(default=1, ge=1)
     hidden: int = Field(default=32, ge=1)
     batch_size: int = Field(default=512, ge=1)
@@ -47,6 +50,8 @@ class TrainConfig(BaseModel):
         if self.model not in MODEL_NAMES + BASELINE_NAMES:
             valid = ", ".join(MODEL_NAMES + BASELINE_NAMES)
             raise ValueError(f"unknown model {self.model!r}; valid: {valid}")
+        if self.window < 2 and self.model not in SINGLE_FLOW_OK:
+            raise ValueError(f"{self.model} needs windows of at least 2 flows (window={self.window})")
 
 
 @dataclass

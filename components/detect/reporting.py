@@ -1,0 +1,171 @@
+"""What each stage records in the MLflow run it is given: params, metrics, figures, artifacts.
+
+Every function logs into the *active* run (the flow opened it through ``components.tracking``);
+nothing here creates runs or decides where they go.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+
+from components.detect import plots
+from components.detect.detector import Detector
+from components.detect.evaluation import Evaluation, summary_table
+from components.detect.fit import EvalSet, JobData, TrainJob
+from components.learn.dataset import PreparedData
+from components.learn.training import EpochStats, TrainResult
+from components.tracking import file_dataset
+
+
+def log_job(job: TrainJob, prefix: str = "") -> None:
+    """The whole job as flat params (``train.hidden``, ``split.validation``, ...)."""
+    flat: dict[str, str] = {}
+
+    def walk(value, key):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else k)
+        else:
+            flat[key] = str(value)[:6000]
+
+    walk(job.model_dump(mode="json"), "")
+    flat.pop("resume", None)
+    mlflow.log_params({f"{prefix}{k}": v for k, v in flat.items()})
+    mlflow.set_tags({"flowae.model": job.train.model})
+
+
+def log_data(prepared: JobData) -> None:
+    """Lineage (every curated file with its sha256), order, split and feature counts."""
+    data = prepared.data
+    for path, digest in zip(prepared.files, prepared.digests):
+        context = "training" if path in prepared.training_files else "test"
+        mlflow.log_input(file_dataset(path, digest), context=context)
+    counts = data.split.counts(data.flows.is_benign)
+    mlflow.log_params({
+        "n_features": len(data.transform.feature_names),
+        "features": ",".join(data.transform.feature_names)[:6000],
+        "dropped_constant": ",".join(data.transform.dropped_constant)[:6000] or "-",
+        "n_flows": len(data.flows), "n_train_windows": len(data.train_idx),
+        "n_val_windows": len(data.val_idx),
+        **{f"flows.{role}": c["flows"] for role, c in counts.items()},
+        **{f"benign_flows.{role}": c["benign"] for role, c in counts.items()},
+    })
+    mlflow.set_tags({"flowae.file_order": " > ".join(prepared.order.files)[:5000],
+                     "flowae.file_order_method": prepared.order.method,
+                     "flowae.file_order_guessed": str(prepared.order.guessed).lower(),
+                     "flowae.training_files": ",".join(f.name for f in prepared.training_files)[:5000]})
+    mlflow.log_dict(prepared.order.to_dict(), "data/file_order.json")
+
+
+def epoch_logger() -> Callable[[EpochStats], None]:
+    def on_epoch(stats: EpochStats) -> None:
+        mlflow.log_metrics({"train_loss": stats.train_loss, "val_loss": stats.val_loss,
+                            "windows_per_s": stats.windows_per_s, "epoch_seconds": stats.seconds},
+                           step=stats.epoch)
+    return on_epoch
+
+
+def log_training(result: TrainResult, data: PreparedData) -> None:
+    mlflow.set_tag("flowae.device", result.device)
+    mlflow.log_metrics({"best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
+                        "epochs_run": len(result.history),
+                        "stopped_early": float(result.stopped_early)})
+    if result.model.name == "lstm_ae_seq":  # it tends to learn the identity: put it beside persistence
+        from components.learn.models import persistence_error_ratio
+
+        val = data.windows.take(data.val_idx[:8192])
+        mlflow.log_metric("recon_error_vs_persistence", persistence_error_ratio(result.model, val))
+    if result.history:
+        mlflow.log_figure(_loss_figure(result), "plots/loss_curve.png")
+
+
+def log_calibration(detector: Detector, scores: np.ndarray) -> None:
+    cal = detector.calibration
+    mlflow.log_params({"calibration.method": cal.method, "calibration.target_fpr": cal.target_fpr,
+                       "rule.stride": detector.rule.stride_for(detector.window),
+                       "rule.aggregate": detector.rule.aggregate})
+    mlflow.log_metrics({"threshold": cal.threshold, "calibration_flows": cal.n_flows})
+    if cal.fallback:
+        mlflow.set_tag("flowae.calibration_fallback", cal.fallback[:5000])
+    mlflow.log_dict({k: v for k, v in cal.to_dict().items() if not k.startswith("error_")},
+                    "calibration/calibration.json")
+    mlflow.log_figure(plots.score_histogram(scores, np.full(len(scores), "BENIGN"), cal.threshold,
+                                            title="Benign calibration scores"),
+                      "plots/calibration_scores.png")
+
+
+def log_evaluation(evalset: EvalSet, evaluation: Evaluation, detector: Detector,
+                   reconstructions: tuple | None = None, prefix: str = "test_") -> None:
+    """Metrics, the summary as markdown/JSON, ROC, PR, histograms, recall bars, reconstructions."""
+    mlflow.log_metrics(evaluation.metrics(prefix))
+    mlflow.log_dict(evaluation.to_dict(), "evaluation/evaluation.json")
+    mlflow.log_text(summary_table(evaluation), "evaluation/summary.md")
+    is_attack = evalset.labels != "BENIGN"
+    mlflow.log_figure(plots.roc_figure({detector.name: (evalset.scores, is_attack)}), "plots/roc.png")
+    mlflow.log_figure(plots.pr_figure(evalset.scores, is_attack, detector.threshold), "plots/pr.png")
+    reference = np.asarray(detector.reference.get("score", {}).get("sample", []))
+    mlflow.log_figure(plots.score_histogram(evalset.scores, evalset.labels, detector.threshold,
+                                            reference=reference), "plots/score_histogram.png")
+    if evaluation.recall_per_label:
+        mlflow.log_figure(plots.recall_bars(evaluation.recall_per_label, evaluation.fpr),
+                          "plots/recall_per_label.png")
+    if reconstructions is not None:
+        mlflow.log_figure(plots.reconstruction_figure(*reconstructions), "plots/reconstructions.png")
+
+
+def reconstructions(detector: Detector, x: np.ndarray, evalset: EvalSet, k: int = 3):
+    """Inputs and reconstructions of a few test windows (the top-scored attack flows' and a
+    typical benign one's), for networks that reconstruct; None for the baselines."""
+    import torch
+
+    model = detector.model
+    if not hasattr(model, "reconstruct") or len(evalset.scores) == 0:
+        return None
+    T = detector.window
+    picks, titles = [], []
+    order = np.argsort(-evalset.scores)
+    for label in ("attack", "BENIGN"):
+        mask = (evalset.labels != "BENIGN") if label == "attack" else (evalset.labels == "BENIGN")
+        candidates = order[mask[order]]
+        if label == "BENIGN" and len(candidates):
+            candidates = candidates[len(candidates) // 2:]  # a typical one, not the worst
+        for i in candidates[: (k - 1 if label == "attack" else 1)]:
+            start = max(0, int(evalset.flow_index[i]) - T + 1)
+            if start + T <= len(x):
+                picks.append(np.asarray(x[start:start + T], np.float32))
+                titles.append(f"{evalset.labels[i]} flow {evalset.flow_index[i]} "
+                              f"(score {evalset.scores[i]:.3g}, threshold {detector.threshold:.3g})")
+    if not picks:
+        return None
+    inputs = np.stack(picks)
+    model.eval()
+    with torch.no_grad():
+        recon = model.reconstruct(torch.from_numpy(inputs)).float().numpy()
+    return inputs, recon, detector.feature_names, titles
+
+
+def _loss_figure(result: TrainResult):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = [s.epoch for s in result.history]
+    ax.plot(epochs, [s.train_loss for s in result.history], marker="o", label="train")
+    ax.plot(epochs, [s.val_loss for s in result.history], marker="o", label="validation")
+    ax.axvline(result.best_epoch, ls=":", c="grey", label=f"best epoch {result.best_epoch}")
+    ax.set(xlabel="epoch", ylabel="loss", title=f"{result.model.name} on {result.device}")
+    ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    return path

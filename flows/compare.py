@@ -1,0 +1,85 @@
+"""``flowae compare``: every family and baseline on the same windows and split, evaluated the same
+way, as sibling child runs of one parent run (experiment ``flowae-compare``), with a leaderboard
+(markdown and CSV artifacts, and printed)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import BaseModel, ConfigDict
+
+from components.detect import plots
+from components.detect.compare import job_for, leaderboard, resolve_models, run_model, to_markdown
+from components.detect.fit import TrainJob
+from components.detect.reporting import (
+    epoch_logger,
+    log_calibration,
+    log_evaluation,
+    log_job,
+    log_training,
+)
+from components.settings import load_settings
+from components.tracking import ensure_experiment, new_run, runs_link, stage_run
+from flows.ingest import ingest_flow
+
+
+class CompareJob(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    inputs: tuple[str, ...]
+    train: TrainJob
+    models: str = "all"
+
+
+@task(name="compare-model", task_run_name="compare-{spec}")
+def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> dict:
+    """One sibling run: train, calibrate and evaluate ``spec`` on the shared data and split; the
+    test scores go to a file for the all-models ROC plot."""
+    settings = load_settings()
+    with stage_run(settings, settings.compare_experiment, spec, parent_run_id=parent,
+                   tags={"flowae.stage": "compare", "flowae.compare_model": spec}):
+        log_job(job_for(spec, job))
+        result = run_model(spec, job, on_epoch=epoch_logger())
+        log_training(result.fit.train, result.fit.data)
+        log_calibration(result.fit.detector, result.fit.calibration_scores)
+        log_evaluation(result.scored, result.evaluation, result.fit.detector)
+    scores = Path(work) / f"{spec}.npz"
+    scores.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(scores, scores=result.scored.scores, attack=result.scored.labels != "BENIGN")
+    return {"row": result.row(), "scores": str(scores)}
+
+
+@flow(name="compare", log_prints=True)
+def compare_flow(job: CompareJob) -> dict:
+    settings = load_settings()
+    specs = resolve_models(job.models)
+    parent = new_run(settings, settings.compare_experiment, f"compare {len(specs)} models",
+                     tags={"flowae.command": "compare"})
+    ingest_flow(list(job.inputs), str(job.train.data))
+    work = settings.work_dir / parent
+    results = [compare_model_task(spec, job.train, parent, str(work)) for spec in specs]
+    board = leaderboard([r["row"] for r in results])
+    markdown = to_markdown(board)
+    with stage_run(settings, settings.compare_experiment, "compare", run_id=parent), \
+            tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "leaderboard.csv"
+        board.to_csv(csv, index=False)
+        mlflow.log_artifact(str(csv), "leaderboard")
+        mlflow.log_text(markdown, "leaderboard/leaderboard.md")
+        curves = {}
+        for r in results:
+            saved = np.load(r["scores"])
+            curves[r["row"]["model"]] = (saved["scores"], saved["attack"])
+        mlflow.log_figure(plots.leaderboard_figure(curves), "plots/roc_all_models.png")
+        best = board.iloc[0]
+        mlflow.log_metrics({"best_auroc": float(best["auroc"])})
+        mlflow.set_tag("flowae.best_model", str(best["model"]))
+    create_markdown_artifact(key="leaderboard", markdown=markdown, description="compare: every model")
+    create_table_artifact(board.fillna("n/a").to_dict(orient="records"), key="leaderboard-table")
+    experiment_id = ensure_experiment(settings, settings.compare_experiment)
+    return {"parent_run_id": parent, "leaderboard": markdown, "best": str(board.iloc[0]["model"]),
+            "link": runs_link(settings, experiment_id)}

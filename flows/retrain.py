@@ -1,0 +1,97 @@
+"""``flowae retrain``: ingest -> validate -> windows -> train -> calibrate -> evaluate -> register
+-> promote, one Prefect flow whose stages are its tasks, under one parent MLflow run with a child
+run per stage (experiment ``flowae-retrain``)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, ConfigDict
+
+from components.detect.fit import TrainJob
+from components.settings import load_settings
+from components.tracking import ensure_experiment, new_run, runs_link, stage_run
+from flows.ingest import ingest_flow
+from flows.promote import promote_flow
+from flows.stages import (
+    RunRef,
+    calibrate_task,
+    evaluate_task,
+    register_task,
+    summary_markdown,
+    train_task,
+    windows_task,
+)
+
+
+class RetrainJob(BaseModel):
+    """Raw inputs, the ingest folder they go to, and the training job run on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inputs: tuple[str, ...]
+    train: TrainJob
+    promote: bool = True
+
+
+class ValidationFailed(ValueError):
+    """Inputs that failed ingest or their contract checks: no model is trained on them."""
+
+
+@task(name="validate")
+def validate_task(ingest: dict, run: RunRef) -> dict:
+    """The gate before training: every input ingested, none empty, the GX suite passed."""
+    manifest = json.loads(Path(ingest["manifest"]).read_text())
+    files = manifest["files"]
+    failed = [f"{Path(f['source']).name} ({f['status']}: {f.get('error')})" for f in files if f["status"] != "ok"]
+    gx_failed = [Path(f["source"]).name for f in files if f.get("validation_success") is False]
+    with run.open("validate"):
+        mlflow.log_metrics({"files": len(files), "files_failed": len(failed), "gx_failed": len(gx_failed),
+                            "rows_curated": sum(f["rows_curated"] for f in files),
+                            "rows_quarantined": sum(f["rows_quarantined"] for f in files)})
+        mlflow.log_dict(manifest, "ingest/manifest.json")
+        if ingest.get("mlflow_run_id"):
+            mlflow.set_tag("flowae.ingest_run_id", ingest["mlflow_run_id"])
+    if failed:
+        raise ValidationFailed(f"{len(failed)} of {len(files)} inputs failed ingest: {'; '.join(failed)}")
+    if gx_failed:
+        raise ValidationFailed(f"data contract (Great Expectations) failed on: {', '.join(gx_failed)}")
+    return {"files": len(files), "rows": sum(f["rows_curated"] for f in files)}
+
+
+@flow(name="retrain", log_prints=True)
+def retrain_flow(job: RetrainJob) -> dict:
+    settings = load_settings()
+    train = job.train
+    parent = new_run(settings, settings.retrain_experiment, f"retrain {train.train.model}",
+                     tags={"flowae.command": "retrain", "flowae.model": train.train.model})
+    run = RunRef(experiment=settings.retrain_experiment, parent_run_id=parent)
+    work = settings.work_dir / parent
+    ingested = ingest_flow(list(job.inputs), str(train.data))
+    validate_task(ingested, run)
+    windows = windows_task(train, str(work), run)
+    trained = train_task(train, windows["prepared"], windows["info"], str(work), run)
+    calibrated = calibrate_task(train, windows["prepared"], trained["trained"], str(work), run)
+    metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
+    registered = register_task(calibrated["detector"], metrics, run)
+    decision = promote_flow() if job.promote else {"promoted": False, "reason": "--no-promote"}
+    shutil.rmtree(Path(windows["prepared"]), ignore_errors=True)
+    summary = {"parent_run_id": parent, "model": train.train.model, "version": registered["version"],
+               "promoted": decision["promoted"], "decision": decision.get("reason"),
+               "champion": decision.get("champion_after"), "test_auroc": metrics["auroc"],
+               "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
+               "threshold": calibrated["threshold"], "device": trained["device"],
+               "link": runs_link(settings, ensure_experiment(settings, settings.retrain_experiment))}
+    with stage_run(settings, settings.retrain_experiment, "retrain", run_id=parent):
+        mlflow.log_metrics({k: float(summary[k]) for k in ("test_auroc", "test_auprc", "test_f1", "test_fpr")
+                            if summary[k] == summary[k]})
+        mlflow.set_tags({"flowae.registered_version": summary["version"],
+                         "flowae.promoted": str(summary["promoted"]).lower(),
+                         "flowae.champion": str(summary["champion"])})
+    create_markdown_artifact(key="retrain-summary", markdown=summary_markdown("retrain", summary),
+                             description="retrain: registered version and promotion decision")
+    return summary

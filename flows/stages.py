@@ -1,0 +1,158 @@
+"""The training stages as Prefect tasks: windows -> train -> calibrate -> evaluate -> register.
+
+Thin by design: each task opens the MLflow run it logs into (``RunRef``: one run for ``flowae
+train``, a child run per stage under a parent for ``flowae retrain``), calls ``components`` and
+hands the next stage *paths*: the prepared flows (``x.npy`` memory-mapped, per-flow arrays), the
+trained and the calibrated detector folders. Nothing big travels through Prefect.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from pydantic import BaseModel, ConfigDict
+
+from components.detect.detector import Detector
+from components.detect.evaluation import evaluate, summary_table
+from components.detect.fit import (
+    TrainJob,
+    calibrate_detector,
+    data_digest,
+    prepare_job,
+    score_test,
+    train_detector,
+)
+from components.detect.packaging import input_schema, log_detector
+from components.detect.registry import git_commit, register
+from components.detect.reporting import (
+    epoch_logger,
+    log_calibration,
+    log_data,
+    log_evaluation,
+    log_job,
+    log_training,
+    reconstructions,
+)
+from components.learn.dataset import load_prepared, save_prepared
+from components.learn.training import resolve_device
+from components.settings import load_settings
+from components.tracking import stage_run
+
+
+class RunRef(BaseModel):
+    """Where a stage logs: reopen ``run_id``, or open a child run of ``parent_run_id``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experiment: str
+    run_id: str | None = None
+    parent_run_id: str | None = None
+
+    def open(self, stage: str):
+        return stage_run(load_settings(), self.experiment, stage, parent_run_id=self.parent_run_id,
+                         run_id=self.run_id, tags={"flowae.stage": stage},
+                         system_metrics=stage == "train")
+
+
+def checkpoint_for(job: TrainJob, digest: str) -> Path:
+    """Same job on the same data -> same checkpoint folder, so ``--resume`` finds it."""
+    key = job.model_copy(update={"resume": False, "register_model": True}).model_dump_json()
+    name = hashlib.sha256((key + digest).encode()).hexdigest()[:16]
+    return load_settings().checkpoint_dir / f"{job.train.model}-{name}" / "last.pt"
+
+
+@task(name="windows")
+def windows_task(job: TrainJob, work: str, run: RunRef) -> dict:
+    """Curated files -> time split, benign-fitted scaling, windows (saved for the next stages)."""
+    with run.open("windows"):
+        prepared = prepare_job(job)
+        log_job(job)
+        log_data(prepared)
+        folder = save_prepared(prepared.data, Path(work) / "prepared")
+        counts = prepared.data.split.counts(prepared.data.flows.is_benign)
+    return {"prepared": str(folder), "info": prepared.info(job), "digest": data_digest(prepared.digests),
+            "flows": len(prepared.data.flows), "split": counts,
+            "train_windows": len(prepared.data.train_idx), "val_windows": len(prepared.data.val_idx)}
+
+
+@task(name="train")
+def train_task(job: TrainJob, prepared: str, info: dict, work: str, run: RunRef) -> dict:
+    with run.open("train"):
+        data = load_prepared(Path(prepared))
+        detector, result = train_detector(data, job, checkpoint=checkpoint_for(job, info["data_digest"]),
+                                          on_epoch=epoch_logger())
+        log_training(result, data)
+        detector.info.update(info)
+        folder = detector.save(Path(work) / "trained")
+    return {"trained": str(folder), "device": result.device, "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss, "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early}
+
+
+@task(name="calibrate")
+def calibrate_task(job: TrainJob, prepared: str, trained: str, work: str, run: RunRef) -> dict:
+    with run.open("calibrate"):
+        data = load_prepared(Path(prepared))
+        detector = Detector.load(Path(trained))
+        device = str(resolve_device(job.train.device))
+        scores = calibrate_detector(detector, data, job.detector, seed=job.train.seed, device=device)
+        log_calibration(detector, scores)
+        folder = detector.save(Path(work) / "detector")
+    cal = detector.calibration
+    return {"detector": str(folder), "threshold": cal.threshold, "method": cal.method,
+            "fallback": cal.fallback, "calibration_flows": cal.n_flows}
+
+
+@task(name="evaluate")
+def evaluate_task(prepared: str, detector_dir: str, run: RunRef) -> dict:
+    """The test flows (later benign part of the training files, every other file), scored and
+    measured; plots in MLflow, the summary as a Prefect artifact."""
+    with run.open("evaluate"):
+        data = load_prepared(Path(prepared))
+        detector = Detector.load(Path(detector_dir))
+        scored = score_test(detector, data)
+        result = evaluate(scored.scores, scored.labels, detector.threshold, scored.window_scores,
+                          scored.window_labels)
+        log_evaluation(scored, result, detector, reconstructions(detector, data.x, scored))
+    create_markdown_artifact(key="evaluation", markdown=f"## {detector.name}: test flows\n\n"
+                             + summary_table(result), description=f"evaluation of {detector.name}")
+    return result.to_dict()
+
+
+@task(name="register")
+def register_task(detector_dir: str, metrics: dict, run: RunRef) -> dict:
+    """Log the detector as one MLflow model and register it as the ``challenger``."""
+    detector = Detector.load(Path(detector_dir))
+    with run.open("register") as active:
+        model = log_detector(detector, input_example(detector))
+        tags = {"flowae.family": detector.name, "flowae.data_digest": detector.info.get("data_digest", ""),
+                "flowae.git_commit": git_commit(), "flowae.prefect_flow_run_id": str(flow_run.get_id()),
+                "flowae.mlflow_run_id": active.info.run_id, "flowae.threshold": f"{detector.threshold:.6g}",
+                "flowae.calibration": detector.calibration.method,
+                **{f"metric.{k}": f"{metrics[k]:.4f}" for k in ("auroc", "auprc", "f1", "fpr")
+                   if isinstance(metrics.get(k), float)}}
+        version = register(load_settings(), model.model_uri, tags,
+                           description=f"{detector.name} trained on {', '.join(detector.info.get('training_files', []))}")
+    return {"version": version, "model_uri": model.model_uri}
+
+
+def input_example(detector: Detector, rows: int = 5):
+    """A few curated rows of the first training file, in the columns the signature names."""
+    info = detector.info
+    from components.data.curated import curated_folder
+
+    folder = curated_folder(Path(info["data_dir"]))
+    first = folder / (info.get("training_files") or info["files"])[0]
+    frame = pq.read_table(first).slice(0, rows).to_pandas()
+    allowed = set(input_schema().input_names())
+    return frame[[c for c in frame.columns if c in allowed]]
+
+
+def summary_markdown(title: str, values: dict) -> str:
+    rows = [f"## {title}", "", "| | |", "|---|---|"]
+    rows += [f"| {k} | {v} |" for k, v in values.items()]
+    return "\n".join(rows)
