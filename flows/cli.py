@@ -125,7 +125,7 @@ def train(
         api.wait_ready()
         return train_flow(job)
 
-    summary = run_flow_command("train", None, work)
+    summary = run_flow_command("train", settings.work_dir, work)
     typer.echo(f"model {summary['model']} trained on {summary['device']}: best val loss "
                f"{summary['best_val_loss']:.5f} at epoch {summary['best_epoch']} of {summary['epochs_run']}")
     typer.echo(f"threshold {summary['threshold']:.6g} ({summary['calibration']}); test AUROC "
@@ -151,7 +151,7 @@ def evaluate(
         api.wait_ready()
         return evaluate_flow(model_uri, str(data))
 
-    result = run_flow_command("evaluate", None, work)
+    result = run_flow_command("evaluate", settings.work_dir, work)
     typer.echo(result["summary"])
     typer.echo(f"MLflow run id: {result['run_id']}  ({settings.evaluate_experiment})")
     typer.echo(f"open: {result['link']}")
@@ -169,7 +169,7 @@ def promote(rollback: Annotated[bool, typer.Option("--rollback", help="Restore t
         api.wait_ready()
         return promote_flow(rollback)
 
-    result = run_flow_command("promote", None, work)
+    result = run_flow_command("promote", settings.work_dir, work)
     name = settings.registered_model_name
     verb = "promoted" if result["promoted"] else "kept"
     typer.echo(f"{verb}: {result['reason']}; {name}@champion is version {result['champion_after']}")

@@ -20,7 +20,7 @@ Days = Annotated[list[str] | None, typer.Option(
     "--days", help="Train on the files of these capture days (monday..friday; repeat).")]
 Model = Annotated[str | None, typer.Option("--model", help="Model family or baseline name.")]
 Epochs = Annotated[int | None, typer.Option(min=1, help="Most epochs (early stopping may stop sooner).")]
-Window = Annotated[int | None, typer.Option(min=2, help="Flows per window (T).")]
+Window = Annotated[int | None, typer.Option(min=1, help="Flows per window (T); 1 only for pca and isolation_forest.")]
 Stride = Annotated[int | None, typer.Option(min=1, help="Training window stride.")]
 Hidden = Annotated[int | None, typer.Option(min=1)]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1)]
@@ -70,7 +70,8 @@ def build_job(settings: Settings, data: Path, *, files=None, days=None, model=No
 
 
 def _short(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    if isinstance(exc, ValidationError):  # name the option the user typed
+        parts = [f"--{str(e['loc'][-1]).replace('_', '-')}: {e['msg']}" if e["loc"] else e["msg"]
+                 for e in exc.errors()]
         return "; ".join(parts)
     return one_line(exc)

@@ -148,6 +148,13 @@ def check_api(url: str, timeout: float = 10.0) -> None:
         raise PrefectAPIError(f"PREFECT_API_URL={url} answered HTTP {response.status_code} on /health")
 
 
+def _configured_api_url() -> str | None:
+    """``PREFECT_API_URL`` from the active Prefect profile or settings context, if any."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
 class PrefectAPI:
     """Where flows run: ``url``, and :meth:`wait_ready` to block until it answers."""
 
@@ -169,7 +176,7 @@ def prefect_api() -> Iterator[PrefectAPI]:
     The temporary server is launched on entry and waited for only in :meth:`PrefectAPI.wait_ready`,
     so a caller that imports its heavy modules in between overlaps them with the server's start.
     """
-    url = os.environ.get("PREFECT_API_URL")
+    url = os.environ.get("PREFECT_API_URL") or _configured_api_url()
     if url:
         check_api(url)
         yield PrefectAPI(url)

@@ -92,10 +92,11 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float,
         window = {"auroc": _safe(roc_auc_score, w_attack, window_scores),
                   "auprc": _safe(average_precision_score, w_attack, window_scores),
                   "windows": float(len(window_scores)), "attack_windows": float(w_attack.sum())}
+    ranked = is_attack.any() and not is_attack.all()
     return Evaluation(
         flows=len(scores), attacks=int(is_attack.sum()),
-        auroc=_safe(roc_auc_score, is_attack, scores),
-        auprc=_safe(average_precision_score, is_attack, scores),
+        auroc=_safe(roc_auc_score, is_attack, scores) if ranked else math.nan,
+        auprc=_safe(average_precision_score, is_attack, scores) if ranked else math.nan,
         precision=float(precision), recall=float(recall), f1=float(f1), fpr=float(fpr),
         threshold=float(threshold),
         confusion={"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},

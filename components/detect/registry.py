@@ -18,8 +18,8 @@ import fcntl
 import json
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import mlflow
 from mlflow import MlflowClient
@@ -36,8 +36,7 @@ class RegistryError(RuntimeError):
     """The registry is not in a state the command can act on; the message says why."""
 
 
-@dataclass(frozen=True)
-class Aliases:
+class Aliases(NamedTuple):
     champion: str | None
     challenger: str | None
     history: tuple[str, ...]
@@ -78,8 +77,8 @@ def aliases(settings: Settings) -> Aliases:
         model = c.get_registered_model(name)
     except MlflowException:
         return Aliases(None, None, ())
-    current = dict(model.aliases or {})
-    history = tuple(json.loads(model.tags.get(HISTORY_TAG, "[]")))
+    current = {k: str(v) for k, v in (model.aliases or {}).items()}
+    history = tuple(str(v) for v in json.loads(model.tags.get(HISTORY_TAG, "[]")))
     return Aliases(current.get(CHAMPION), current.get(CHALLENGER), history)
 
 

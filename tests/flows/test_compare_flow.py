@@ -1,0 +1,47 @@
+"""`flowae compare` trains several models on the same windows and split, evaluates them the same
+way as sibling runs of one parent, and prints and logs a leaderboard."""
+from __future__ import annotations
+
+import pandas as pd
+from conftest import BENIGN, DDOS, PORTSCAN, TINY
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+MODELS = "lstm_ae,persistence,isolation_forest_flow"
+
+
+def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
+    inputs = [arg for f in (BENIGN, DDOS, PORTSCAN) for arg in ("--data", str(shared_data / f))]
+    result = CliRunner().invoke(app, ["compare", *inputs, "--models", MODELS, "--out", str(tmp_path / "in"),
+                                      "--files", BENIGN.removesuffix(".csv"), *TINY])
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("\n| model |")[0]
+    assert "| model | auroc | auprc | f1 |" in result.stdout
+    for name in MODELS.split(","):
+        assert f"| {name} |" in result.stdout, table
+    assert "recall DDoS" in result.stdout and "recall PortScan" in result.stdout
+
+    client = MlflowClient(store.tracking_uri)
+    experiment = client.get_experiment_by_name(store.compare_experiment)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert len(parent) == 1 and sorted(r.data.tags["flowae.compare_model"] for r in children) == sorted(MODELS.split(","))
+    for child in children:  # identical evaluation data for every model
+        assert child.data.metrics["test_flows"] == children[0].data.metrics["test_flows"]
+        assert child.data.params["train.window"] == ("1" if "flow" in child.data.tags["flowae.compare_model"] else "8")
+    artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id, "leaderboard")}
+    assert artifacts == {"leaderboard/leaderboard.csv", "leaderboard/leaderboard.md"}
+    board = pd.read_csv(client.download_artifacts(parent[0].info.run_id, "leaderboard/leaderboard.csv"))
+    assert set(board["model"]) == set(MODELS.split(",")) and board["auroc"].is_monotonic_decreasing
+
+
+def test_unknown_model_in_the_list_is_one_line(tmp_path, mlflow_env):
+    result = CliRunner().invoke(app, ["compare", "--data", str(tmp_path), "--models", "lstm_ae,gpt"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("flowae: compare: unknown model(s) gpt; valid: all, lstm_ae, lstm_ae_seq, "
+                                     "attention_ae, sparse_lstm_ae, iae_lstm_kl, persistence, pca, "
+                                     "isolation_forest, isolation_forest_flow, pca_flow")
