@@ -252,12 +252,44 @@ def compare(
 
 @app.command()
 def score(
-    inputs: Annotated[list[str], typer.Argument()],
-    out: Annotated[Path, typer.Option("--out")],
+    inputs: Annotated[list[str], typer.Argument(help="CSV/parquet logs, folders or globs (any header variant).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <stem>.scored.parquet and summary.json.")],
     model_uri: Annotated[str, typer.Option("--model-uri")] = "models:/flowae@champion",
+    device: o.Device = None,
 ) -> None:
-    """Batch-score traffic logs with a registered model."""
-    _not_built("score")
+    """Batch-score traffic logs with a registered model: every row, a score, a flag, its top features."""
+    from components.data.ingest import plan_outputs
+
+    settings = _settings()
+    if out.exists() and not out.is_dir():
+        fail(f"score: --out {out} is a file, not a folder", 2)
+    planned, notes = plan_outputs(inputs)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    if not planned:
+        fail("score: no input files found", 2)
+
+    def work(api):
+        from flows.score import ScoreJob, score_flow
+
+        api.wait_ready()
+        return score_flow(ScoreJob(inputs=tuple(inputs), out=out, model_uri=model_uri,
+                                   device=device or settings.device, progress=True))
+
+    summary = run_flow_command("score", out, work)
+    for entry in summary["files"]:
+        name = Path(entry["source"]).name
+        if entry["status"] == "ok":
+            typer.echo(f"{name}: {entry['flows']} flows, {entry['anomalies']} anomalies -> {entry['output']}")
+        else:
+            typer.echo(f"{name}: failed, {entry['error']}", err=True)
+    typer.echo(f"{summary['flows']} flows, {summary['anomalies']} anomalies ({summary['rate']:.2%}) "
+               f"with {summary['model']}; summary: {summary['summary_path']}")
+    if summary.get("drift") and summary["drift"].get("warning"):
+        typer.echo(f"warning: {summary['drift']['warning']}", err=True)
+    failed = [e for e in summary["files"] if e["status"] != "ok"]
+    if failed:
+        fail(f"score: {len(failed)} of {len(summary['files'])} files failed", 1)
 
 
 @app.command()

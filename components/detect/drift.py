@@ -88,6 +88,7 @@ class DriftAccumulator:
         self.score_counts = np.zeros(len(self.score_edges) + 1, np.int64)
         self.rng = np.random.default_rng(seed)
         self.sample = np.zeros(0)
+        self._keys = np.zeros(0)
         self.seen = 0
 
     def add(self, x: np.ndarray, scores: np.ndarray) -> None:
@@ -103,14 +104,25 @@ class DriftAccumulator:
     def _reservoir(self, scores: np.ndarray) -> None:
         """Keep a uniform sample of at most SAMPLE scores over everything seen (vectorised)."""
         keys = self.rng.random(len(scores))
-        if not hasattr(self, "_keys"):
-            self._keys = np.zeros(0)
         both_keys = np.concatenate([self._keys, keys])
         both = np.concatenate([self.sample, scores])
         if len(both) > SAMPLE:
             keep = np.argpartition(both_keys, SAMPLE - 1)[:SAMPLE]
             both, both_keys = both[keep], both_keys[keep]
         self.sample, self._keys = both, both_keys
+
+    def merge(self, other: DriftAccumulator) -> None:
+        """Add another accumulator over the same reference (another file of the night)."""
+        for mine, theirs in zip(self.counts, other.counts):
+            mine += theirs
+        self.score_counts += other.score_counts
+        keys = np.concatenate([self._keys, other._keys])
+        sample = np.concatenate([self.sample, other.sample])
+        if len(sample) > SAMPLE:
+            keep = np.argpartition(keys, SAMPLE - 1)[:SAMPLE]
+            sample, keys = sample[keep], keys[keep]
+        self.sample, self._keys = sample, keys
+        self.seen += other.seen
 
     def report(self) -> DriftReport:
         from scipy.stats import ks_2samp

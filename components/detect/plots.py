@@ -103,3 +103,46 @@ def reconstruction_figure(inputs: np.ndarray, recon: np.ndarray, feature_names: 
 
 def leaderboard_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]):
     return roc_figure(curves, title="ROC of every model (flow level)")
+
+
+def night_histogram(counts: np.ndarray, reference: list[float], threshold: float):
+    """Tonight's scores (fixed log bins, accumulated while streaming) against the calibration sample."""
+    from components.detect.night_report import HIST_EDGES
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    centres = np.r_[HIST_EDGES[0] - 0.05, (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2, HIST_EDGES[-1] + 0.05]
+    total = max(int(counts.sum()), 1)
+    ax.step(centres, counts / total, where="mid", label=f"tonight ({total:,} flows)")
+    if len(reference):
+        ref, _ = np.histogram(np.log10(np.maximum(reference, 1e-12)), bins=np.r_[-np.inf, HIST_EDGES, np.inf])
+        ax.step(centres, ref / max(ref.sum(), 1), where="mid", c="black", label="calibration (benign)")
+    ax.axvline(np.log10(max(threshold, 1e-12)), c="red", ls="--", label="threshold")
+    ax.set(xlabel="log10 anomaly score", ylabel="share of flows", title="Scores tonight vs calibration")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def anomalies_over_time(by_hour: dict[str, dict]):
+    hours = list(by_hour)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(hours)), 3.5))
+    ax.bar(range(len(hours)), [by_hour[h]["anomalies"] for h in hours], color="tab:red", label="anomalies")
+    ax2 = ax.twinx()
+    ax2.plot(range(len(hours)), [by_hour[h]["flows"] for h in hours], c="grey", lw=1, label="flows")
+    ax.set_xticks(range(len(hours)), [h[-5:] for h in hours], rotation=90, fontsize=7)
+    ax.set(ylabel="anomalies", title="Anomalies per hour")
+    ax2.set_ylabel("flows")
+    return _done(fig)
+
+
+def drift_bars(feature_psi: dict[str, float], top: int = 25):
+    from components.detect.drift import PSI_SHIFT
+
+    items = sorted(feature_psi.items(), key=lambda kv: -kv[1])[:top]
+    fig, ax = plt.subplots(figsize=(6.5, 0.6 + 0.25 * len(items)))
+    ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1],
+            color=["tab:red" if v > PSI_SHIFT else "tab:blue" for _, v in items][::-1])
+    ax.axvline(PSI_SHIFT, c="red", ls="--", label=f"PSI {PSI_SHIFT}: a real shift")
+    ax.set(xlabel="population stability index vs the champion's training data", title="Feature drift")
+    ax.legend(fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    return _done(fig)

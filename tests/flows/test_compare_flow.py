@@ -3,7 +3,7 @@ way as sibling runs of one parent, and prints and logs a leaderboard."""
 from __future__ import annotations
 
 import pandas as pd
-from conftest import BENIGN, DDOS, PORTSCAN, TINY
+from flow_test_rows import BENIGN, DDOS, PORTSCAN, TINY
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 

@@ -6,7 +6,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
-from conftest import BENIGN
+from flow_test_rows import BENIGN
 from typer.testing import CliRunner
 
 from components.detect.fit import DetectorConfig, TrainJob, fit_detector

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import pandas as pd
-from conftest import BENIGN, DDOS, PORTSCAN, TINY
+from flow_test_rows import BENIGN, DDOS, PORTSCAN, TINY
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BENIGN, TINY
+from flow_test_rows import BENIGN, TINY
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 

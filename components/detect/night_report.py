@@ -1,0 +1,166 @@
+"""What a morning analyst reads about a night: flows, anomalies, the worst flows and why, where
+(destination port) and when (hour) they were, by label when logs carry one, and drift.
+
+Accumulated while files stream through scoring, in bounded memory: counters keyed by port, hour
+and label, a fixed-size list of the top-scored flows, fixed-bin score histograms and the drift
+accumulator (``drift``). ``summary()`` is the JSON of ``summary.json``; ``markdown()`` is the
+Prefect artifact; the figures go to MLflow.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.detect.detector import Detector
+from components.detect.drift import DriftAccumulator
+
+TOP_FLOWS = 20
+SHOWN = ("source_file", "row_number", "anomaly_score", "top_feature_1", "top_feature_2", "top_feature_3",
+         "timestamp", "source_ip", "destination_ip", "destination_port", "protocol", "label")
+HIST_EDGES = np.linspace(-6, 8, 141)  # log10 score bins, fixed so that files and nights add up
+
+
+class FileStats:
+    """One file's (or a whole night's, after ``merge``) counts, top flows, histogram and drift."""
+
+    def __init__(self, detector: Detector, source: str | None = None) -> None:
+        self.source = source
+        self.threshold = detector.threshold
+        self.flows = 0
+        self.anomalies = 0
+        self.problems = 0
+        self.by_port: Counter = Counter()
+        self.anomalies_by_port: Counter = Counter()
+        self.by_hour: Counter = Counter()
+        self.anomalies_by_hour: Counter = Counter()
+        self.by_label: Counter = Counter()
+        self.anomalies_by_label: Counter = Counter()
+        self.hist = np.zeros(len(HIST_EDGES) + 1, np.int64)
+        self.top: list[dict] = []
+        self.drift = DriftAccumulator(detector.reference, detector.feature_names) if detector.reference else None
+        self._pending_x: list[np.ndarray] = []
+
+    # --- accumulate --------------------------------------------------------------------------
+    def add_inputs(self, x: np.ndarray) -> None:
+        """Scaled features of rows read (scores come later, in the same order)."""
+        if self.drift is not None:
+            self._pending_x.append(np.asarray(x, np.float32))
+
+    def add_scored(self, table: pa.Table) -> None:
+        scores = table.column("anomaly_score").to_numpy()
+        flagged = table.column("is_anomaly").to_numpy(zero_copy_only=False)
+        n = len(scores)
+        self.flows += n
+        self.anomalies += int(flagged.sum())
+        self.problems += int(pc.sum(pc.is_valid(table.column("input_problem"))).as_py() or 0)
+        self.hist += np.bincount(np.searchsorted(HIST_EDGES, np.log10(np.maximum(scores, 1e-12))),
+                                 minlength=len(HIST_EDGES) + 1)
+        self._count(table, "destination_port", flagged, self.by_port, self.anomalies_by_port)
+        self._count(table, "label", flagged, self.by_label, self.anomalies_by_label)
+        if "timestamp" in table.column_names:
+            hours = pc.strftime(table.column("timestamp"), format="%Y-%m-%d %H:00")
+            self._count_values(hours, flagged, self.by_hour, self.anomalies_by_hour)
+        self._keep_top(table, scores)
+        if self.drift is not None:
+            x = self._take_inputs(n)
+            self.drift.add(x, scores)
+
+    def _take_inputs(self, n: int) -> np.ndarray:
+        x = np.concatenate(self._pending_x) if len(self._pending_x) > 1 else self._pending_x[0]
+        self._pending_x = [x[n:]] if len(x) > n else []
+        return x[:n]
+
+    def _count(self, table: pa.Table, column: str, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
+        if column in table.column_names:
+            self._count_values(table.column(column), flagged, total, hits)
+
+    @staticmethod
+    def _count_values(values, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
+        """Counts per distinct value (Arrow ``value_counts``; nulls counted as "unknown")."""
+        def counts(arr) -> dict:
+            arr = pc.fill_null(pc.cast(arr, pa.string()), "unknown")
+            vc = pc.value_counts(arr)
+            return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values)
+        total.update(counts(values))
+        if flagged.any():
+            hits.update(counts(values.filter(pa.array(flagged))))
+
+    def _keep_top(self, table: pa.Table, scores: np.ndarray) -> None:
+        k = min(TOP_FLOWS, len(scores))
+        if k == 0:
+            return
+        floor = self.top[-1]["anomaly_score"] if len(self.top) >= TOP_FLOWS else -math.inf
+        idx = np.argpartition(-scores, k - 1)[:k]
+        idx = idx[scores[idx] > floor]
+        if len(idx) == 0:
+            return
+        cols = [c for c in SHOWN if c in table.column_names]
+        picked = table.take(pa.array(idx)).select(cols).to_pylist()
+        for row in picked:
+            if self.source is not None:
+                row["source_file"] = self.source
+            if row.get("timestamp") is not None:
+                row["timestamp"] = row["timestamp"].isoformat()
+        self.top = sorted(self.top + picked, key=lambda r: -r["anomaly_score"])[:TOP_FLOWS]
+
+    def merge(self, other: FileStats) -> None:
+        for name in ("flows", "anomalies", "problems"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("by_port", "anomalies_by_port", "by_hour", "anomalies_by_hour", "by_label",
+                     "anomalies_by_label"):
+            getattr(self, name).update(getattr(other, name))
+        self.hist += other.hist
+        self.top = sorted(self.top + other.top, key=lambda r: -r["anomaly_score"])[:TOP_FLOWS]
+        if self.drift is not None and other.drift is not None:
+            self.drift.merge(other.drift)
+
+    # --- report ------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        ports = sorted(self.anomalies_by_port, key=lambda p: (-self.anomalies_by_port[p], p))[:20]
+        return {
+            "flows": self.flows, "anomalies": self.anomalies,
+            "rate": self.anomalies / self.flows if self.flows else 0.0,
+            "rows_with_input_problems": self.problems,
+            "top_flows": self.top,
+            "anomalies_by_destination_port": {p: {"anomalies": self.anomalies_by_port[p], "flows": self.by_port[p]}
+                                              for p in ports},
+            "by_hour": {h: {"flows": self.by_hour[h], "anomalies": self.anomalies_by_hour[h]}
+                        for h in sorted(self.by_hour)},
+            "by_label": {k: {"flows": self.by_label[k], "anomalies": self.anomalies_by_label[k]}
+                         for k in sorted(self.by_label)},
+        }
+
+    def drift_report(self):
+        return self.drift.report() if self.drift is not None and self.drift.seen else None
+
+
+def markdown(summary: dict) -> str:
+    """The nightly summary as a Prefect markdown artifact."""
+    title = (f"## flowae scoring: {summary['flows']:,} flows, {summary['anomalies']:,} anomalies "
+             f"({summary['rate']:.2%})")
+    lines = [title, "", f"model: {summary['model']}", ""]
+    if summary.get("drift", {}).get("warning"):
+        lines += [f"> **drift:** {summary['drift']['warning']}", ""]
+    failed = [f for f in summary["files"] if f["status"] != "ok"]
+    if failed:
+        lines += ["**files not scored:**", *[f"- {f['source']}: {f['error']}" for f in failed], ""]
+    lines += ["| score | file | row | top features | src -> dst:port |", "|---|---|---|---|---|"]
+    for row in summary["top_flows"][:10]:
+        feats = ", ".join(str(row.get(f"top_feature_{i}")) for i in (1, 2, 3))
+        where = f"{row.get('source_ip', '?')} -> {row.get('destination_ip', '?')}:{row.get('destination_port', '?')}"
+        lines.append(f"| {row['anomaly_score']:.3g} | {row.get('source_file')} | {row.get('row_number')} | "
+                     f"{feats} | {where} |")
+    if summary["anomalies_by_destination_port"]:
+        lines += ["", "| destination port | anomalies | flows |", "|---|---|---|"]
+        lines += [f"| {p} | {v['anomalies']} | {v['flows']} |"
+                  for p, v in list(summary["anomalies_by_destination_port"].items())[:10]]
+    if summary["by_label"]:
+        lines += ["", "| label | flows | flagged |", "|---|---|---|"]
+        lines += [f"| {k} | {v['flows']} | {v['anomalies']} |" for k, v in summary["by_label"].items()]
+    return "\n".join(lines)

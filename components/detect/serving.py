@@ -1,0 +1,143 @@
+"""Nightly traffic logs read for scoring: every row kept, in order, typed by the contract.
+
+Why not ingest's curated output: ingest sets aside rows it cannot use for *training*; scoring
+must return *every* input row with a score. So a file is checked against the contract's serving
+part (a known header variant with the model's features; no label needed) and then read with the
+same readers and casts as ingest, but a bad value only nulls that value (the model treats it as
+"no information") and is named in the row's ``input_problem``; a line with the wrong number of
+fields keeps its place, all values null. A file that fails the serving check is not scored at all.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.data.casting import parse_label, parse_numeric, parse_text, parse_timestamp
+from components.data.contract import Contract, load_contract
+from components.data.headers import HeaderPlan, header_label_text, plan_header
+from components.data.readers import BadLine, RawBatch, RawSource, open_source
+
+_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "string": pa.string(),
+          "timestamp": pa.timestamp("ms")}
+
+
+@lru_cache(maxsize=1)
+def serving_contract() -> Contract:
+    """The contract without the label requirement: nightly logs carry no labels."""
+    contract = load_contract()
+    columns = tuple(dataclasses.replace(c, required=False) if c.role == "label" else c
+                    for c in contract.columns)
+    return dataclasses.replace(contract, columns=columns, by_name={c.name: c for c in columns})
+
+
+@dataclass
+class ServingFile:
+    """An opened log: its header plan, typed schema, and a stream of typed batches."""
+
+    path: Path
+    plan: HeaderPlan
+    schema: pa.Schema
+    batches: Iterator[pa.Table]
+    source: RawSource
+
+    @property
+    def size_bytes(self) -> int:
+        return self.source.size_bytes
+
+    @property
+    def bytes_read(self) -> int:
+        return self.source.bytes_read
+
+
+def serving_schema(plan: HeaderPlan) -> pa.Schema:
+    fields = [pa.field(c.spec.name, _TYPES[c.spec.dtype]) for c in plan.columns]
+    return pa.schema(fields + [pa.field("row_number", pa.int64()), pa.field("input_problem", pa.string())])
+
+
+def open_log(path: Path, block_size: int = 8 << 20) -> ServingFile:
+    """Open a CSV/parquet log; raises ``FileLevelError`` (one-line reason) when it cannot be scored."""
+    contract = serving_contract()
+    source = open_source(Path(path), block_size)
+    plan = plan_header(source.header, contract)
+    schema = serving_schema(plan)
+
+    def batches() -> Iterator[pa.Table]:
+        for raw in source.batches:
+            yield _ordered(typed_batch(raw, plan, contract), source.drain_bad_lines(), plan, schema)
+        trailing = source.drain_bad_lines()
+        if trailing:
+            yield _ordered(None, trailing, plan, schema)
+
+    return ServingFile(Path(path), plan, schema, batches(), source)
+
+
+def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract) -> pa.Table:
+    """All rows of a raw batch cast to their contract types; bad values null, named per row."""
+    n = len(raw.row_numbers)
+    columns: dict[str, pa.Array] = {}
+    problems: list[tuple[np.ndarray, str]] = []
+    for mapped in plan.columns:
+        spec, arr = mapped.spec, raw.columns[mapped.position]
+        if spec.role == "label":
+            label = parse_label(arr, contract, header_label_text(plan))
+            columns[spec.name] = pc.if_else(pa.array(label.missing | label.is_header), None, label.values)
+            continue
+        if spec.dtype in ("float64", "int64"):
+            parsed = parse_numeric(arr)
+            values = parsed.values.to_numpy(zero_copy_only=False).astype(np.float64)
+            bad = parsed.unparsable
+            if spec.dtype == "int64":
+                finite = np.isfinite(values)
+                ok = finite & (values == np.trunc(values)) & (np.abs(values) < 2 ** 62)
+                bad = bad | (finite & ~ok)
+                columns[spec.name] = pa.array(np.where(ok, values, 0).astype(np.int64), pa.int64(), mask=~ok)
+            else:
+                if spec.role == "feature":
+                    problems.append((~np.isfinite(values) & ~parsed.missing & ~bad, f"{spec.name}: not finite"))
+                columns[spec.name] = pa.array(values, pa.float64(), mask=parsed.missing | bad)
+            problems.append((bad, f"{spec.name}: not a number"))
+            continue
+        if spec.dtype == "timestamp":
+            parsed = parse_timestamp(arr, contract.timestamp_formats, partial(contract.pm_hours, plan.variant))
+            columns[spec.name] = pc.cast(parsed.values, pa.timestamp("ms"))
+        else:
+            parsed = parse_text(arr)
+            columns[spec.name] = parsed.values
+        problems.append((parsed.unparsable, f"{spec.name}: unparsable"))
+    columns["row_number"] = pa.array(raw.row_numbers, pa.int64())
+    columns["input_problem"] = _reasons(n, problems)
+    return pa.table(columns, schema=serving_schema(plan))
+
+
+def _reasons(n: int, problems: list[tuple[np.ndarray, str]]) -> pa.Array:
+    """One string per row joining its problems, null for clean rows (vectorised per problem)."""
+    out = pa.nulls(n, pa.string())
+    for mask, reason in problems:
+        if not mask.any():
+            continue
+        joined = pc.if_else(pc.is_null(out), pa.scalar(reason), pc.binary_join_element_wise(out, reason, "; "))
+        out = pc.if_else(pa.array(mask), joined, out)
+    return out
+
+
+def _ordered(typed: pa.Table | None, bad: list[BadLine], plan: HeaderPlan, schema: pa.Schema) -> pa.Table:
+    """Rows and unsplittable lines of one batch, back in file order."""
+    parts = [typed] if typed is not None and typed.num_rows else []
+    if bad:
+        k = len(bad)
+        nulls = {f.name: pa.nulls(k, f.type) for f in schema}
+        nulls["row_number"] = pa.array([b.row_number for b in bad], pa.int64())
+        nulls["input_problem"] = pa.array([f"wrong field count: {b.fields} of {plan.width}" for b in bad],
+                                          pa.string())
+        parts.append(pa.table(nulls, schema=schema))
+    if not parts:
+        return schema.empty_table()
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    return table.sort_by("row_number") if bad else table
