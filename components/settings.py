@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     promotion_metric: Literal["auroc", "auprc", "f1", "recall"] = "auroc"
     promotion_margin: float = Field(default=0.0, ge=0.0, le=1.0)
     work_dir: Path = Path("data/work")
+    inbox_dir: Path = Path("data/inbox")  # score-nightly scores the new files found here
+    inbox_settle_s: float = Field(default=60.0, ge=0)  # younger files may still be arriving
+    score_cron: str = "0 2 * * *"  # score-nightly: every day at 02:00
+    retrain_cron: str = "0 3 * * 0"  # retrain: Sundays at 03:00
+    retrain_inputs: list[str] = ["data/raw"]  # raw files or folders the weekly retrain ingests
+    retrain_days: list[str] = []  # capture days it trains on (empty: the time split of all files)
+    retrain_model: str = "sparse_lstm_ae"
     data_dir: Path = Path("data")
     raw_dir: Path = Path("data/raw")
     curated_dir: Path = Path("data/ingested")

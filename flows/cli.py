@@ -39,10 +39,6 @@ def _settings(**overrides):
         fail(str(exc), 2)
 
 
-def _not_built(command: str) -> None:
-    fail(f"'{command}' is not built yet in this version of flowae", 3)
-
-
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option("--out", help="Folder for the day files.")],
@@ -294,8 +290,19 @@ def score(
 
 @app.command()
 def serve() -> None:
-    """Run the scheduled deployments: retrain (weekly) and score-nightly (daily)."""
-    _not_built("serve")
+    """Run the scheduled deployments: retrain (weekly) and score-nightly (daily) until stopped."""
+    settings = _settings()
+    typer.echo(f"retrain: '{settings.retrain_cron}' on {', '.join(settings.retrain_inputs)}; "
+               f"score-nightly: '{settings.score_cron}' on {settings.inbox_dir} -> {settings.scored_dir}")
+
+    def work(api):
+        from flows.serve import serve_forever
+
+        api.wait_ready()
+        typer.echo(f"Prefect API: {api.url}")
+        serve_forever(settings)
+
+    run_flow_command("serve", settings.work_dir, work)
 
 
 @app.command()

@@ -42,16 +42,18 @@ def build_job(settings: Settings, data: Path, *, files=None, days=None, model=No
               score_stride=None, aggregate=None, resume: bool = False, register_model: bool = True,
               defaults: dict[str, Any] | None = None, command: str = "train"):
     """A validated ``TrainJob``; a bad option ends the command with one line and exit code 2."""
+    from components.detect import defaults as recommended
     from components.detect.fit import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
-    train = dict(defaults or {})
+    train = dict(recommended.TRAIN if defaults is None else defaults)
     train.update({k: v for k, v in {
         "model": model, "epochs": epochs, "window": window, "stride": stride, "hidden": hidden,
         "batch_size": batch_size, "lr": lr, "patience": patience, "scaler": scaler}.items() if v is not None})
     train["device"] = device or settings.device
     train["seed"] = settings.seed if seed is None else seed
-    detector: dict[str, Any] = {}
+    # the recommended calibration belongs to the recommended model; others start from the plain one
+    detector: dict[str, Any] = dict(recommended.DETECTOR) if train["model"] == recommended.TRAIN["model"] else {}
     if calibration is not None:
         detector["calibration"] = calibration
     if target_fpr is not None:

@@ -1,6 +1,8 @@
-"""``flowae demo``: the pipeline end to end on synthetic CIC-IDS2017 days, on the embedded default.
+"""``flowae demo``: the whole pipeline on synthetic CIC-IDS2017 days, on the embedded default.
 
-It is the first thing a new user runs, so it ends by saying where everything went and how to look.
+Retrain (ingest, validate, windows, train on Monday, calibrate, evaluate, register, promote), then
+score the synthetic attack day with the champion and say what it found. It is the first thing a
+new user runs, so it ends by saying where everything went and how to look.
 """
 from __future__ import annotations
 
@@ -8,30 +10,36 @@ from pathlib import Path
 
 from prefect import flow
 
+from components.detect import defaults
+from components.detect.fit import DetectorConfig, TrainJob
+from components.learn.training import TrainConfig
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
-from flows.ingest import ingest_flow
-from flows.train import train_flow
+from flows.retrain import RetrainJob, retrain_flow
+from flows.score import ScoreJob, score_flow
 
 DEMO_DAYS = ["monday", "friday_ddos", "friday_portscan"]
-DEMO_TRAINING = {"model": "lstm_ae", "epochs": 5, "window": 8, "stride": 2, "hidden": 32, "lr": 3e-3,
-                 "batch_size": 256}
+#: the recommended settings on a budget that runs in about a minute on 2 cores
+DEMO_TRAINING = {**defaults.TRAIN, "epochs": 6, "patience": 3}
 
 
 @flow(name="demo", log_prints=True)
-def demo_flow(workdir: str, rows: int, seed: int) -> dict:
-    """Synthesise raw day files, ingest them, train an LSTM autoencoder on the benign windows."""
+def demo_flow(workdir: str, rows: int, seed: int, device: str = "auto") -> dict:
     raw = Path(workdir) / "raw"
     cfg = SynthConfig(rows=rows, seed=seed, variant="TrafficLabelling", format="csv", attacks=None,
                       days=DEMO_DAYS)
     files = [str(p) for p in write_days(cfg, raw)]
-    ingested = ingest_flow(files, str(Path(workdir) / "ingested"))
-    trained = train_flow(str(Path(workdir) / "ingested"), dict(DEMO_TRAINING, seed=seed))
-    return {"raw": files, "ingest": ingested, "train": trained}
+    job = TrainJob(data=Path(workdir) / "ingested", days=("monday",),
+                   train=TrainConfig(**DEMO_TRAINING, seed=seed, device=device),
+                   detector=DetectorConfig(**defaults.DETECTOR))
+    retrained = retrain_flow(RetrainJob(inputs=tuple(files), train=job))
+    attack_days = [f for f in files if "Friday" in Path(f).name]
+    scored = score_flow(ScoreJob(inputs=tuple(attack_days), out=Path(workdir) / "scored", device=device))
+    return {"raw": files, "retrain": retrained, "score": scored}
 
 
 def run_demo(settings: Settings, workdir: Path, rows: int) -> dict:
-    summary = demo_flow(str(workdir), rows, settings.seed)
+    summary = demo_flow(str(workdir), rows, settings.seed, settings.device)
     _print_where_to_look(settings, workdir, summary)
     return summary
 
@@ -39,19 +47,31 @@ def run_demo(settings: Settings, workdir: Path, rows: int) -> dict:
 def _print_where_to_look(settings: Settings, workdir: Path, summary: dict) -> None:
     store = settings.tracking_uri
     local = store.removeprefix("sqlite:///") if store.startswith("sqlite:///") else None
-    train = summary["train"]
+    retrain, scored = summary["retrain"], summary["score"]
     print()
-    print(f"Demo data:        {workdir.resolve()}  (raw/, ingested/curated, ingested/quarantine, manifest.json)")
+    print(f"Trained:          {retrain['model']} on Monday, registered as version {retrain['version']}; "
+          f"test AUROC {retrain['test_auroc']:.3f}, FPR {retrain['test_fpr']:.3f}")
+    print(f"Champion:         version {retrain['champion']} ({retrain['decision']})")
+    print(f"Scored Friday:    {scored['flows']:,} flows, {scored['anomalies']:,} flagged ({scored['rate']:.1%})")
+    for label, counts in scored["by_label"].items():
+        share = counts["anomalies"] / counts["flows"] if counts["flows"] else 0.0
+        print(f"  {label:<12} {counts['flows']:>7,} flows, {share:6.1%} flagged")
+    if scored["top_flows"]:
+        top = scored["top_flows"][0]
+        print(f"  worst flow: {top.get('source_file')} row {top.get('row_number')} "
+              f"({top.get('label', '?')}), score {top['anomaly_score']:.3g}, because of "
+              f"{top.get('top_feature_1')}, {top.get('top_feature_2')}, {top.get('top_feature_3')}")
+    print()
+    print(f"Demo data:        {workdir.resolve()}  (raw/, ingested/, scored/*.scored.parquet, scored/summary.json)")
     print(f"MLflow store:     {store}" + (f"  ({Path(local).resolve()})" if local else ""))
     print(f"Artifacts:        {settings.artifact_root.resolve()}")
-    print(f"Trained model:    {train['model']} on {train['device']}, MLflow run {train['run_id']}")
     print()
     print("Open the MLflow UI on it:")
     if local:
         print(f"  .venv/bin/mlflow ui --backend-store-uri {store} --host 127.0.0.1 --port 5000")
     else:
         print(f"  (tracking server {store}: open it in a browser)")
-    print("  then browse http://127.0.0.1:5000 (experiments flowae-data and flowae-train)")
+    print(f"  then browse {retrain['link']}")
     print("Open the Prefect UI on the flow runs:")
     print("  .venv/bin/prefect server start --host 127.0.0.1 --port 4200")
     print("  then browse http://127.0.0.1:4200")

@@ -95,3 +95,26 @@ def retrain_flow(job: RetrainJob) -> dict:
     create_markdown_artifact(key="retrain-summary", markdown=summary_markdown("retrain", summary),
                              description="retrain: registered version and promotion decision")
     return summary
+
+
+def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None, model: str | None = None
+                  ) -> RetrainJob:
+    """The retrain a schedule runs: inputs, days and model from the settings unless given."""
+    from components.detect import defaults
+    from components.detect.fit import DetectorConfig
+    from components.learn.training import TrainConfig
+
+    settings = load_settings()
+    train = {**defaults.TRAIN, "model": model or settings.retrain_model, "device": settings.device,
+             "seed": settings.seed}
+    detector = defaults.DETECTOR if train["model"] == defaults.TRAIN["model"] else {}
+    job = TrainJob(data=settings.curated_dir, days=tuple(days or settings.retrain_days),
+                   train=TrainConfig(**train), detector=DetectorConfig(**detector))
+    return RetrainJob(inputs=tuple(inputs or settings.retrain_inputs), train=job)
+
+
+@flow(name="retrain-scheduled", log_prints=True)
+def scheduled_retrain_flow(inputs: list[str] | None = None, days: list[str] | None = None,
+                           model: str | None = None) -> dict:
+    """The weekly deployment: retrain on the configured inputs (FLOWAE_RETRAIN_*)."""
+    return retrain_flow(scheduled_job(inputs, days, model))

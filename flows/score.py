@@ -9,6 +9,7 @@ once, so every file of a night is scored by the same version.
 from __future__ import annotations
 
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from components.data.ingest import plan_outputs
 from components.data.outputs import write_json_atomic
 from components.detect import plots
+from components.detect.inbox import Ledger, file_key
 from components.detect.night_report import FileStats, markdown
 from components.detect.packaging import load_detector
 from components.detect.registry import client as registry_client
@@ -38,6 +40,7 @@ class ScoreJob(BaseModel):
     device: str = "auto"
     batch_rows: int | None = None
     progress: bool = False
+    ledger: Path | None = None  # the inbox ledger to record each scored file in (score-nightly)
 
 
 def resolve_model(model_uri: str) -> tuple[str, str]:
@@ -71,7 +74,9 @@ def _retry_on_io_error(task_obj, task_run, state) -> bool:
 @task(name="score-file", retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_on_io_error,
       task_run_name="score-{stem}")
 def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: str, device: str,
-                    batch_rows: int | None = None, progress: bool = False) -> FileResult:
+                    batch_rows: int | None = None, progress: bool = False,
+                    ledger: str | None = None) -> FileResult:
+    key = file_key(Path(path)) if ledger and Path(path).exists() else None
     detector = _detector(pinned_uri)
     bar = _bar(Path(path)) if progress else None
     try:
@@ -85,6 +90,10 @@ def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: st
                           {"source": result.source, "status": result.status, "error": result.error})
     else:
         (Path(out) / "quarantine" / f"{stem}.json").unlink(missing_ok=True)
+    if key is not None:  # only now: the output above is committed, so a crash before this rescores
+        Ledger(Path(ledger)).record(key, {"source": result.source, "status": result.status,
+                                          "output": result.output, "error": result.error,
+                                          "model_version": version})
     return result
 
 
@@ -115,7 +124,8 @@ def score_flow(job: ScoreJob) -> dict:
     detector = _detector(pinned)
     planned, notes = plan_outputs(list(job.inputs))
     futures = score_file_task.map([str(p) for p, _ in planned], [s for _, s in planned], str(job.out),
-                                  pinned, version, job.device, job.batch_rows, job.progress)
+                                  pinned, version, job.device, job.batch_rows, job.progress,
+                                  str(job.ledger) if job.ledger else None)
     results: list[FileResult] = []
     night = FileStats(detector)
     for (path, _), future in zip(planned, futures):
@@ -162,3 +172,23 @@ def _log_night(settings, summary: dict, night: FileStats, detector, version: str
             if drift["warning"]:
                 mlflow.set_tag("flowae.drift_warning", drift["warning"][:5000])
         return run.info.run_id
+
+
+@flow(name="score-nightly", log_prints=True)
+def score_nightly_flow(inbox: str | None = None, out: str | None = None,
+                       model_uri: str = "models:/flowae@champion", settle_s: float | None = None) -> dict:
+    """Score the inbox files that no earlier night scored, into ``OUT/<night>/``; the ledger in
+    ``OUT/ledger.json`` records each file as soon as its output is committed."""
+    settings = load_settings()
+    inbox_dir = Path(inbox or settings.inbox_dir)
+    out_dir = Path(out or settings.scored_dir)
+    ledger = Ledger(out_dir)
+    pending = ledger.pending(inbox_dir, settings.inbox_settle_s if settle_s is None else settle_s)
+    if not pending:
+        print(f"nothing new in {inbox_dir}")
+        return {"files": [], "flows": 0, "anomalies": 0, "night": None}
+    night = out_dir / time.strftime("%Y-%m-%dT%H%M%S")
+    print(f"scoring {len(pending)} new files from {inbox_dir} into {night}")
+    result = score_flow(ScoreJob(inputs=tuple(str(p) for p in pending), out=night, model_uri=model_uri,
+                                 device=settings.device, ledger=out_dir))
+    return {**result, "night": str(night)}

@@ -19,19 +19,26 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
+    assert "Traceback" not in done.stderr
     assert "mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db" in out
-    assert "prefect server start" in out
+    assert "prefect server start" in out and "workflowType=machine_learning" in out
+    assert "Champion:         version 1 (first model: no champion yet)" in out
 
     # The embedded default: the store lives under ./mlflow of the working directory.
     client = MlflowClient("sqlite:///" + str(tmp_path / "mlflow" / "mlflow.db"))
-    data_runs = client.search_runs([client.get_experiment_by_name("flowae-data").experiment_id])
-    train_runs = client.search_runs([client.get_experiment_by_name("flowae-train").experiment_id])
-    assert len(data_runs) == 1 and len(train_runs) == 1
-    run_id = train_runs[0].info.run_id
-    assert run_id in out
-    assert train_runs[0].data.params["model"] == "lstm_ae"
+    retrain = client.get_experiment_by_name("flowae-retrain")
+    runs = client.search_runs([retrain.experiment_id])
+    stages = sorted(r.data.tags.get("flowae.stage", "parent") for r in runs)
+    assert stages == ["calibrate", "evaluate", "parent", "register", "train", "validate", "windows"]
+    assert str(client.get_model_version_by_alias("flowae", "champion").version) == "1"
 
-    manifest = json.loads((tmp_path / "data" / "demo" / "ingested" / "manifest.json").read_text())
+    demo = tmp_path / "data" / "demo"
+    manifest = json.loads((demo / "ingested" / "manifest.json").read_text())
     assert [f["status"] for f in manifest["files"]] == ["ok"] * 3
+    assert manifest["files"][0]["source"].endswith("Monday-WorkingHours.pcap_ISCX.csv")  # capture order
     for entry in manifest["files"]:
         assert entry["rows_in"] == entry["rows_curated"] + entry["rows_quarantined"] == 1500
+    summary = json.loads((demo / "scored" / "summary.json").read_text())
+    assert summary["flows"] == 3000 and [f["status"] for f in summary["files"]] == ["ok", "ok"]
+    assert set(summary["by_label"]) == {"BENIGN", "DDoS", "PortScan"}
+    assert f"Scored Friday:    3,000 flows, {summary['anomalies']:,} flagged" in out
