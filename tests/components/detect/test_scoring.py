@@ -76,7 +76,7 @@ def test_a_file_that_cannot_be_scored_fails_alone_with_its_reason(tiny_fit, shar
 
 
 def test_a_crash_mid_file_leaves_no_partial_output(tiny_fit, shared_data, names, tmp_path, monkeypatch):
-    import components.detect.scoring as scoring
+    from components.detect import scoring
 
     calls = {"n": 0}
     real = scoring._write_scored
