@@ -25,7 +25,8 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(tmp_path):
     assert "Champion:         version 1 (first model: no champion yet)" in out
 
     # The embedded default: the store lives under ./mlflow of the working directory.
-    client = MlflowClient("sqlite:///" + str(tmp_path / "mlflow" / "mlflow.db"))
+    store = "sqlite:///" + str(tmp_path / "mlflow" / "mlflow.db")
+    client = MlflowClient(store, registry_uri=store)
     retrain = client.get_experiment_by_name("flowae-retrain")
     runs = client.search_runs([retrain.experiment_id])
     stages = sorted(r.data.tags.get("flowae.stage", "parent") for r in runs)

@@ -23,7 +23,7 @@ def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
         assert f"| {name} |" in result.stdout, table
     assert "recall DDoS" in result.stdout and "recall PortScan" in result.stdout
 
-    client = MlflowClient(store.tracking_uri)
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     experiment = client.get_experiment_by_name(store.compare_experiment)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])

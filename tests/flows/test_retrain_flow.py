@@ -30,7 +30,7 @@ def test_retrain_registers_promotes_and_the_champion_scores_raw_rows_in_a_new_pr
     assert "promoted (first model: no champion yet); champion is version 1" in first.stdout
     assert "workflowType=machine_learning" in first.stdout
 
-    client = MlflowClient(store.tracking_uri)
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     experiment = client.get_experiment_by_name(store.retrain_experiment)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
@@ -78,7 +78,7 @@ def test_evaluate_a_registered_model_on_labelled_data(real_ingested, store, tmp_
                                       "--data", str(real_ingested)])
     assert result.exit_code == 0, result.output
     assert "| DDoS | 1000 |" in result.stdout and "| PortScan | 1000 |" in result.stdout
-    client = MlflowClient(store.tracking_uri)
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(store.evaluate_experiment).experiment_id])
     metrics = runs[0].data.metrics
     assert metrics["flows"] == 9991 + 2000 and metrics["attacks"] == 2000

@@ -28,7 +28,7 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
     result = run_cli("train", "--data", str(real_ingested), "--model", model, *TRAIN_ON, *TINY)
     assert result.exit_code == 0, result.output
     run_id = result.stdout.strip().splitlines()[-2].split()[-1]
-    client = MlflowClient(store.tracking_uri)
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     run = client.get_run(run_id)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["train.model"] == model and params["train.window"] == "8"
@@ -75,7 +75,7 @@ def test_resume_continues_the_same_run_after_a_crash(real_ingested, store, monke
 
     resumed = run_cli(*args, "--resume")
     assert resumed.exit_code == 0, resumed.output
-    client = MlflowClient(store.tracking_uri)
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(store.train_experiment).experiment_id])
     assert len(runs) == 1  # the same run, continued
     run_id = runs[0].info.run_id

@@ -21,8 +21,8 @@ from components.learn.windows import benign_window_mask
 from components.synth import synth_frame
 
 WINDOW = 8
-ROWS = 8000
-EPOCHS = 10
+ROWS = 6000
+EPOCHS = 6
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,7 +41,7 @@ def _prepare(day: str):
     benign = flows.is_benign
     first_attack = int(np.flatnonzero(~benign)[0])
     early = np.arange(len(frame)) < int(first_attack * 0.75)
-    data = prepare(flows, early, SplitConfig(validation=0.2, calibration=0.05, test=0.0), WINDOW, 1)
+    data = prepare(flows, early, SplitConfig(validation=0.2, calibration=0.05, test=0.0), WINDOW, 2)
     test = data.window_roles == TEST
     test_idx = np.flatnonzero(test)
     positive = ~benign_window_mask(benign, data.windows)[test_idx]
