@@ -31,10 +31,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components.data.ingest import IngestConfig, ingest_paths  # noqa: E402
-from components.detect import compare, plots  # noqa: E402
-from components.detect.fit import DetectorConfig, TrainJob  # noqa: E402
-from components.learn.training import TrainConfig  # noqa: E402
+from components.data.ingest import IngestConfig, ingest_paths
+from components.detect import compare, plots
+from components.detect.fit import DetectorConfig, TrainJob
+from components.learn.training import TrainConfig
 
 SHARED = REPO.parent / "shared" / "data" / "cicids2017"
 DEFAULT_FILES = ["friday-afternoon-benign-head.MachineLearningCVE.csv", "friday-ddos-1000.TrafficLabelling.csv",
