@@ -3,8 +3,11 @@
 - ``quantile``: the (1 - target FPR) quantile of the benign calibration scores; on held-out
   benign traffic of the same kind about ``target_fpr`` of flows score above it.
 - ``mahalanobis``: flows are re-scored by the Mahalanobis distance of their per-feature error
-  vector (mean and Ledoit-Wolf covariance fitted on the calibration flows, as ``sparse_lstm_ae``
-  does for windows), then thresholded by quantile. The error model is stored with the threshold.
+  vector (mean and Ledoit-Wolf covariance fitted on *other* benign flows than the threshold:
+  the validation flows, as ``sparse_lstm_ae`` does for windows; fitted and thresholded on the
+  same thousand flows, 77-dimensional distances are optimistic and the FPR came out 4x the
+  target), then thresholded by quantile on the calibration flows. The error model is stored
+  with the threshold.
 - ``pot``: peaks over threshold (SPOT, Siffer et al., KDD 2017). Scores above a high initial
   quantile t are fitted with a generalised Pareto distribution (scipy, location 0); the
   threshold for risk q is ``t + sigma/gamma * ((q n / N_t)^-gamma - 1)``. It extrapolates into the
@@ -37,6 +40,7 @@ class Calibration:
     fallback: str | None = None
     error_mean: list[float] | None = field(default=None, repr=False)  # mahalanobis error model
     error_precision: list[list[float]] | None = field(default=None, repr=False)
+    uses_inputs: bool = False  # the error model also sees the flow's own scaled features
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,23 +55,33 @@ class Calibration:
             return None
         mean = np.asarray(self.error_mean, np.float64)
         precision = np.asarray(self.error_precision, np.float64)
+        with_inputs = self.uses_inputs
 
-        def distance(errors: np.ndarray, own: np.ndarray) -> np.ndarray:
-            return mahalanobis(errors, mean, precision)
+        def distance(errors: np.ndarray, own: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+            return mahalanobis(errors, mean, precision, x if with_inputs else None)
 
         return distance
 
 
-def mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """sqrt((e - mu)^T P (e - mu)) per row, on sqrt of the squared errors (absolute errors)."""
-    centred = np.sqrt(np.maximum(np.asarray(errors, np.float64), 0.0)) - mean
+def error_vectors(errors: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+    """Absolute per-feature errors, followed by the flow's scaled inputs when the model uses them."""
+    absolute = np.sqrt(np.maximum(np.asarray(errors, np.float64), 0.0))
+    return absolute if inputs is None else np.hstack([absolute, np.asarray(inputs, np.float64)])
+
+
+def mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray,
+                inputs: np.ndarray | None = None) -> np.ndarray:
+    """sqrt((e - mu)^T P (e - mu)) per row, e the absolute errors (and the inputs, if used)."""
+    centred = error_vectors(errors, inputs) - mean
     return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0))
 
 
 def calibrate(method: str, scores: np.ndarray, target_fpr: float = 0.01,
-              feature_errors: np.ndarray | None = None, pot_initial_quantile: float = 0.98
-              ) -> Calibration:
-    """A threshold from the scores (and, for ``mahalanobis``, error vectors) of benign flows."""
+              feature_errors: np.ndarray | None = None, pot_initial_quantile: float = 0.98,
+              fit_errors: np.ndarray | None = None, inputs: np.ndarray | None = None,
+              fit_inputs: np.ndarray | None = None) -> Calibration:
+    """A threshold from the scores (and, for ``mahalanobis``, error vectors) of benign flows;
+    ``fit_errors`` (other benign flows' error vectors) fit the Mahalanobis error model."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; valid: {', '.join(METHODS)}")
     if not 0 < target_fpr < 1:
@@ -79,7 +93,7 @@ def calibrate(method: str, scores: np.ndarray, target_fpr: float = 0.01,
     if method == "quantile":
         return _quantile(scores, target_fpr)
     if method == "mahalanobis":
-        return _mahalanobis(feature_errors, target_fpr)
+        return _mahalanobis(feature_errors, target_fpr, fit_errors, inputs, fit_inputs)
     return pot(scores, target_fpr, pot_initial_quantile)
 
 
@@ -89,19 +103,23 @@ def _quantile(scores: np.ndarray, target_fpr: float, method: str = "quantile", *
                        details={"quantile": 1.0 - target_fpr, **extra.pop("details", {})}, **extra)
 
 
-def _mahalanobis(errors: np.ndarray | None, target_fpr: float) -> Calibration:
+def _mahalanobis(errors: np.ndarray | None, target_fpr: float, fit_errors: np.ndarray | None,
+                 inputs: np.ndarray | None = None, fit_inputs: np.ndarray | None = None) -> Calibration:
     from sklearn.covariance import LedoitWolf
 
     if errors is None or len(errors) < 2:
         raise ValueError("mahalanobis calibration needs the per-feature errors of benign flows")
-    absolute = np.sqrt(np.maximum(np.asarray(errors, np.float64), 0.0))
-    lw = LedoitWolf().fit(absolute)
+    separate = fit_errors is not None and len(fit_errors) >= 2
+    model_errors = fit_errors if separate else errors
+    model_inputs = (fit_inputs if separate else inputs) if inputs is not None else None
+    lw = LedoitWolf().fit(error_vectors(model_errors, model_inputs))
     precision = np.linalg.pinv(lw.covariance_, hermitian=True)
-    distances = mahalanobis(errors, lw.location_, precision)
+    distances = mahalanobis(errors, lw.location_, precision, inputs)
     cal = _quantile(distances, target_fpr, method="mahalanobis",
-                    details={"shrinkage": float(lw.shrinkage_)})
+                    details={"shrinkage": float(lw.shrinkage_), "error_model_flows": len(model_errors)})
     cal.error_mean = lw.location_.tolist()
     cal.error_precision = precision.tolist()
+    cal.uses_inputs = inputs is not None
     return cal
 
 

@@ -29,12 +29,13 @@ from components.learn.dataset import (
     CALIBRATION,
     TEST,
     TRAIN,
+    VALIDATION,
     FlowSet,
     PreparedData,
     load_flows,
     prepare,
 )
-from components.learn.split import SplitConfig, segment_runs, split_flows
+from components.learn.split import ROLE_NAMES, SplitConfig, segment_runs, split_flows
 from components.learn.training import EpochStats, TrainConfig, TrainResult, train_model
 
 
@@ -45,6 +46,7 @@ class DetectorConfig(BaseModel):
 
     rule: FlowRule = FlowRule()
     calibration: Literal["quantile", "mahalanobis", "pot"] = "quantile"
+    mahalanobis_inputs: bool = False  # the error model also sees each flow's own scaled features
     target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
     pot_initial_quantile: float = Field(default=0.98, gt=0.5, lt=1)
     max_calibration_flows: int = Field(default=500_000, ge=100)
@@ -153,12 +155,20 @@ def train_detector(data: PreparedData, job: TrainJob, checkpoint: Path | None = 
 def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConfig, seed: int = 0,
                        device: str = "cpu") -> np.ndarray:
     """Threshold from the benign calibration flows, and the drift reference; returns their scores."""
-    scores, errors = _calibration_scores(detector, data, cfg.max_calibration_flows,
-                                         keep_errors=cfg.calibration == "mahalanobis", device=device)
+    mahalanobis = cfg.calibration == "mahalanobis"
+    scores, errors, inputs = _benign_scores(detector, data, CALIBRATION, cfg.max_calibration_flows,
+                                            keep_errors=mahalanobis, device=device)
+    fit_errors = fit_inputs = None
+    if mahalanobis:
+        _, fit_errors, fit_inputs = _benign_scores(detector, data, VALIDATION, cfg.max_calibration_flows,
+                                                   keep_errors=True, device=device)
+    use_inputs = mahalanobis and cfg.mahalanobis_inputs
     detector.calibration = calibrate(cfg.calibration, scores, cfg.target_fpr, feature_errors=errors,
-                                     pot_initial_quantile=cfg.pot_initial_quantile)
+                                     pot_initial_quantile=cfg.pot_initial_quantile, fit_errors=fit_errors,
+                                     inputs=inputs if use_inputs else None,
+                                     fit_inputs=fit_inputs if use_inputs else None)
     if detector.calibration.method == "mahalanobis":
-        scores = detector.calibration.flow_score_fn()(errors, scores)
+        scores = detector.calibration.flow_score_fn()(errors, scores, inputs)
     train_rows = np.flatnonzero((data.split.roles == TRAIN) & data.flows.is_benign)
     detector.reference = build_reference(data.x[train_rows], detector.feature_names, scores, seed=seed)
     return scores
@@ -184,27 +194,29 @@ def _training_features(training_files: list[Path]) -> list[str]:
     return select_features(file_columns(training_files))
 
 
-def _calibration_scores(detector: Detector, data: PreparedData, limit: int, keep_errors: bool,
-                        device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """Own per-flow scores (and error vectors) of the benign calibration flows, at most ``limit``."""
+def _benign_scores(detector: Detector, data: PreparedData, role: int, limit: int, keep_errors: bool,
+                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Own per-flow scores, error vectors (if kept) and scaled inputs of the benign flows of one
+    split role, at most ``limit``."""
     benign = data.flows.is_benign
-    scores, errors, total = [], [], 0
-    for run in data.runs(CALIBRATION):
+    scores, errors, inputs, total = [], [], [], 0
+    for run in data.runs(role):
         scorer = detector.scorer(keep_feature_errors=keep_errors, device=device)  # uncalibrated: own scores
         part = scorer.score_all(data.x[run[0]:run[-1] + 1])
         keep = benign[run]
         scores.append(part.scores[keep])
+        inputs.append(np.asarray(data.x[run[0]:run[-1] + 1])[keep])
         if keep_errors:
             errors.append(part.feature_errors[keep])
         total += int(keep.sum())
         if total >= limit:
             break
     if not scores or total == 0:
-        raise ValueError("no benign calibration flows: give the training files more benign rows "
-                         "or a larger calibration fraction")
+        raise ValueError(f"no benign {ROLE_NAMES[role]} flows: give the training files more benign rows "
+                         f"or a larger {ROLE_NAMES[role]} fraction")
     s = np.concatenate(scores)[:limit]
     e = np.concatenate(errors)[:limit] if keep_errors else None
-    return s, e
+    return s, e, np.concatenate(inputs)[:limit]
 
 
 def score_runs(detector: Detector, x: np.ndarray, runs: list[np.ndarray], labels: np.ndarray,

@@ -75,7 +75,7 @@ class ScoredFlows:
         )
 
 
-FlowScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (feature errors, own scores) -> scores
+FlowScoreFn = Callable[..., np.ndarray]  # (feature errors, own scores, scaled inputs) -> scores
 
 
 class FlowScorer:
@@ -188,7 +188,7 @@ class FlowScorer:
         own = self._score[:k] if self.use_max else self._score[:k] / count
         feat = (self._feat[:k] / count[:, None].astype(np.float32)) if (self.keep or not self.by_deviation) \
             else None
-        scores = self.flow_score_fn(feat, own) if self.flow_score_fn is not None else own
+        scores = self.flow_score_fn(feat, own, self._x[:k]) if self.flow_score_fn is not None else own
         basis = np.abs(self._x[:k]) if self.by_deviation else feat
         top = top_features(basis)
         out = ScoredFlows(self._base, np.asarray(scores, np.float64), top,
