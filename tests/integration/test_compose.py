@@ -143,6 +143,8 @@ def test_mlflow_runs_the_harness_command(services):
     assert {"mlflow", "localhost", "127.0.0.1"} <= allowed
     assert command[command.index("--artifacts-destination") + 1] == stack.ARTIFACTS_DESTINATION
     assert "basic-auth" in command and "--serve-artifacts" in command
+    environment = env_of(services["mlflow"])
+    assert {k: environment.get(k) for k in stack.MLFLOW_SERVER_ENV} == stack.MLFLOW_SERVER_ENV
 
 
 def test_mlflow_image_entrypoint_writes_the_auth_config_the_harness_writes():
