@@ -9,7 +9,6 @@ AWS_DEFAULT_REGION (default us-east-1).
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import boto3
@@ -56,4 +55,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)
