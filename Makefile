@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   creates .venv if absent, installs flowae with the pinned constraints, runs the pipeline
-#   make test   same install plus dev tools, then the test suite
+#   make test   same install plus dev tools and the stack's clients/servers (extra `stack`), then the test suite
 # Both are idempotent: the venv is reused and reinstalled only when pyproject.toml or constraints change.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,stack]"
 	@touch $@
 
 install: $(VENV)/.installed
