@@ -139,13 +139,28 @@ def check_api(url: str, timeout: float = 10.0) -> None:
     import httpx
 
     try:
-        response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout)
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout, headers=_auth_headers())
     except httpx.HTTPError as exc:
         raise PrefectAPIError(
             f"PREFECT_API_URL={url} does not answer ({exc.__class__.__name__}); start that server "
             f"or unset PREFECT_API_URL to use a temporary one") from None
     if response.status_code != 200:
         raise PrefectAPIError(f"PREFECT_API_URL={url} answered HTTP {response.status_code} on /health")
+
+
+def _auth_headers() -> dict[str, str]:
+    """What Prefect's own client sends: basic auth for a self-hosted server, a key for Cloud."""
+    import base64
+
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api
+    if api.auth_string is not None:
+        secret = api.auth_string.get_secret_value().encode()
+        return {"Authorization": f"Basic {base64.b64encode(secret).decode()}"}
+    if api.key is not None:
+        return {"Authorization": f"Bearer {api.key.get_secret_value()}"}
+    return {}
 
 
 def _configured_api_url() -> str | None:

@@ -284,7 +284,7 @@ def test_prefect_yaml_deploys_retrain_and_score_nightly_to_a_work_pool():
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in config["deployments"]}
     assert {name: d["entrypoint"] for name, d in deployments.items()} == {
-        "retrain": "flows/retrain.py:retrain_flow",
+        "retrain": "flows/retrain.py:scheduled_retrain_flow",
         "score-nightly": "flows/score.py:score_nightly_flow",
     }
     for deployment in deployments.values():
