@@ -103,6 +103,7 @@ def train(
     device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
     score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    mahalanobis_inputs: o.MahalanobisInputs = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     register: Annotated[bool, typer.Option("--register/--no-register",
                                            help="Register the model as the challenger.")] = True,
@@ -113,7 +114,8 @@ def train(
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
                       patience=patience, device=device, seed=seed, scaler=scaler,
                       calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
-                      aggregate=aggregate, resume=resume, register_model=register)
+                      aggregate=aggregate, mahalanobis_inputs=mahalanobis_inputs, resume=resume,
+                      register_model=register)
 
     def work(api):
         from flows.train import train_flow
@@ -181,6 +183,7 @@ def retrain(
     device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
     score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    mahalanobis_inputs: o.MahalanobisInputs = None,
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Run the promotion step.")] = True,
 ) -> None:
     """ingest -> validate -> windows -> train -> calibrate -> evaluate -> register -> promote."""
@@ -190,7 +193,7 @@ def retrain(
                       epochs=epochs, window=window, stride=stride, hidden=hidden,
                       batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
                       scaler=scaler, calibration=calibration, target_fpr=target_fpr,
-                      score_stride=score_stride, aggregate=aggregate)
+                      score_stride=score_stride, aggregate=aggregate, mahalanobis_inputs=mahalanobis_inputs)
 
     def work(api):
         from flows.retrain import RetrainJob, retrain_flow
@@ -218,6 +221,7 @@ def compare(
     patience: o.Patience = None, device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
     score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    mahalanobis_inputs: o.MahalanobisInputs = None,
 ) -> None:
     """Train and evaluate every model on the same data and split, side by side with baselines."""
     settings = _settings()
@@ -226,7 +230,7 @@ def compare(
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
                       patience=patience, device=device, seed=seed, scaler=scaler,
                       calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
-                      aggregate=aggregate, register_model=False)
+                      aggregate=aggregate, mahalanobis_inputs=mahalanobis_inputs, register_model=False)
     try:
         from components.detect.compare import resolve_models
 
@@ -252,6 +256,8 @@ def score(
     out: Annotated[Path, typer.Option("--out", help="Folder for <stem>.scored.parquet and summary.json.")],
     model_uri: Annotated[str, typer.Option("--model-uri")] = "models:/flowae@champion",
     device: o.Device = None,
+    runner: Annotated[str, typer.Option(help="local | dask (map files and row groups over a cluster)")] = "local",
+    address: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT (--runner dask)")] = None,
 ) -> None:
     """Batch-score traffic logs with a registered model: every row, a score, a flag, its top features."""
     from components.data.ingest import plan_outputs
@@ -264,13 +270,15 @@ def score(
         typer.echo(f"note: {note}", err=True)
     if not planned:
         fail("score: no input files found", 2)
+    if runner not in ("local", "dask") or (runner == "dask" and not address):
+        fail("score: --runner is local or dask, and dask needs --address tcp://HOST:PORT", 2)
 
     def work(api):
-        from flows.score import ScoreJob, score_flow
+        from flows.score import ScoreJob, score
 
         api.wait_ready()
-        return score_flow(ScoreJob(inputs=tuple(inputs), out=out, model_uri=model_uri,
-                                   device=device or settings.device, progress=True))
+        return score(ScoreJob(inputs=tuple(inputs), out=out, model_uri=model_uri, device=device or settings.device,
+                              progress=True, runner=runner, address=address))
 
     summary = run_flow_command("score", out, work)
     for entry in summary["files"]:

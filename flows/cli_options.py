@@ -34,12 +34,16 @@ TargetFpr = Annotated[float | None, typer.Option("--target-fpr", help="False-pos
 ScoreStride = Annotated[int | None, typer.Option("--score-stride", min=1,
                                                  help="Stride of the windows that score flows (default: T).")]
 Aggregate = Annotated[str | None, typer.Option(help="Per-flow score over covering windows: mean | max.")]
+MahalanobisInputs = Annotated[bool | None, typer.Option(
+    "--mahalanobis-inputs/--no-mahalanobis-inputs",
+    help="mahalanobis: also weigh each flow's own features (default on).")]
 
 
 def build_job(settings: Settings, data: Path, *, files=None, days=None, model=None, epochs=None,
               window=None, stride=None, hidden=None, batch_size=None, lr=None, patience=None,
               device=None, seed=None, scaler=None, calibration=None, target_fpr=None,
-              score_stride=None, aggregate=None, resume: bool = False, register_model: bool = True,
+              score_stride=None, aggregate=None, mahalanobis_inputs=None, resume: bool = False,
+              register_model: bool = True,
               defaults: dict[str, Any] | None = None, command: str = "train"):
     """A validated ``TrainJob``; a bad option ends the command with one line and exit code 2."""
     from components.detect import defaults as recommended
@@ -52,8 +56,9 @@ def build_job(settings: Settings, data: Path, *, files=None, days=None, model=No
         "batch_size": batch_size, "lr": lr, "patience": patience, "scaler": scaler}.items() if v is not None})
     train["device"] = device or settings.device
     train["seed"] = settings.seed if seed is None else seed
-    # the recommended calibration belongs to the recommended model; others start from the plain one
-    detector: dict[str, Any] = dict(recommended.DETECTOR) if train["model"] == recommended.TRAIN["model"] else {}
+    detector: dict[str, Any] = dict(recommended.DETECTOR)
+    if mahalanobis_inputs is not None:
+        detector["mahalanobis_inputs"] = mahalanobis_inputs
     if calibration is not None:
         detector["calibration"] = calibration
     if target_fpr is not None:

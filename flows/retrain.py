@@ -107,7 +107,7 @@ def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None
     settings = load_settings()
     train = {**defaults.TRAIN, "model": model or settings.retrain_model, "device": settings.device,
              "seed": settings.seed}
-    detector = defaults.DETECTOR if train["model"] == defaults.TRAIN["model"] else {}
+    detector = defaults.DETECTOR
     job = TrainJob(data=settings.curated_dir, days=tuple(days or settings.retrain_days),
                    train=TrainConfig(**train), detector=DetectorConfig(**detector))
     return RetrainJob(inputs=tuple(inputs or settings.retrain_inputs), train=job)

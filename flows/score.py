@@ -1,17 +1,22 @@
-"""``flowae score``: batch-score traffic logs with a registered model, one mapped task per file.
+"""``flowae score``: batch-score traffic logs with a registered model, mapped over files and over
+the row groups of big parquet files, on the local task runner or a Dask cluster.
 
 Outputs (DESIGN.md): ``OUT/<stem>.scored.parquet`` per input and ``OUT/summary.json``; a file
 that cannot be scored gets ``OUT/quarantine/<stem>.json`` with its reason while the others are
 scored. The night's report goes to a Prefect markdown artifact and to an MLflow run in
 ``flowae-scoring`` tagged with the model version, with its plots. The model alias is resolved
-once, so every file of a night is scored by the same version.
+once, so every file of a night is scored by the same version. A big parquet file is scored in
+parts (each reads the ``T - 1`` flows its windows need on either side, so the scores equal a
+single pass) that are then joined in order.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import mlflow
 from prefect import flow, task
@@ -20,12 +25,14 @@ from pydantic import BaseModel, ConfigDict
 
 from components.data.ingest import plan_outputs
 from components.data.outputs import write_json_atomic
+from components.data.readers import PARQUET_SUFFIXES
 from components.detect import plots
 from components.detect.inbox import Ledger, file_key
 from components.detect.night_report import FileStats, markdown
 from components.detect.packaging import load_detector
 from components.detect.registry import client as registry_client
-from components.detect.scoring import FileResult, score_file
+from components.detect.scoring import FileResult, merge_parts, score_file, score_part, scored_name
+from components.detect.serving import parquet_row_groups
 from components.learn.training import resolve_device
 from components.settings import load_settings
 from components.tracking import ensure_experiment, run_link, stage_run
@@ -41,6 +48,9 @@ class ScoreJob(BaseModel):
     batch_rows: int | None = None
     progress: bool = False
     ledger: Path | None = None  # the inbox ledger to record each scored file in (score-nightly)
+    runner: Literal["local", "dask"] = "local"
+    address: str | None = None  # the Dask scheduler, tcp://HOST:PORT (runner dask)
+    part_rows: int = 2_000_000  # parquet files with more rows are scored in parts of about this many
 
 
 def resolve_model(model_uri: str) -> tuple[str, str]:
@@ -57,7 +67,7 @@ def resolve_model(model_uri: str) -> tuple[str, str]:
 
 @lru_cache(maxsize=4)
 def _detector(pinned_uri: str):
-    """One load per process and model version (Dask workers reuse it across files)."""
+    """One load per process and model version (Dask workers reuse it across files and parts)."""
     return load_detector(pinned_uri)
 
 
@@ -71,33 +81,63 @@ def _retry_on_io_error(task_obj, task_run, state) -> bool:
     return False
 
 
-@task(name="score-file", retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_on_io_error,
-      task_run_name="score-{stem}")
-def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: str, device: str,
-                    batch_rows: int | None = None, progress: bool = False,
-                    ledger: str | None = None) -> FileResult:
-    key = file_key(Path(path)) if ledger and Path(path).exists() else None
-    detector = _detector(pinned_uri)
-    bar = _bar(Path(path)) if progress else None
-    try:
-        result = score_file(detector, Path(path), Path(out), stem, version, device=str(resolve_device(device)),
-                            on_progress=bar.update if bar else None, batch_rows=batch_rows)
-    finally:
-        if bar is not None:
-            bar.close()
+def _finish(result: FileResult, path: str, stem: str, out: str, version: str, ledger: str | None,
+            key: str | None) -> FileResult:
+    """Quarantine note for a failed file; the ledger entry once the output is committed."""
+    note = Path(out) / "quarantine" / f"{stem}.json"
     if result.status != "ok":
-        write_json_atomic(Path(out) / "quarantine" / f"{stem}.json",
-                          {"source": result.source, "status": result.status, "error": result.error})
+        write_json_atomic(note, {"source": result.source, "status": result.status, "error": result.error})
     else:
-        (Path(out) / "quarantine" / f"{stem}.json").unlink(missing_ok=True)
-    if key is not None:  # only now: the output above is committed, so a crash before this rescores
+        note.unlink(missing_ok=True)
+    if ledger and key is not None:  # only now: a crash before this line scores the file again
         Ledger(Path(ledger)).record(key, {"source": result.source, "status": result.status,
                                           "output": result.output, "error": result.error,
                                           "model_version": version})
     return result
 
 
-class _bar:
+@task(name="score-file", retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_on_io_error,
+      task_run_name="score-{stem}")
+def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: str, device: str,
+                    batch_rows: int | None = None, progress: bool = False,
+                    ledger: str | None = None) -> FileResult:
+    key = file_key(Path(path)) if ledger and Path(path).exists() else None
+    bar = _Bar(Path(path)) if progress else None
+    try:
+        result = score_file(_detector(pinned_uri), Path(path), Path(out), stem, version,
+                            device=str(resolve_device(device)), on_progress=bar.update if bar else None,
+                            batch_rows=batch_rows)
+    finally:
+        if bar is not None:
+            bar.close()
+    return _finish(result, path, stem, out, version, ledger, key)
+
+
+@task(name="score-part", retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_on_io_error,
+      task_run_name="score-{stem}-rows-{start}")
+def score_part_task(path: str, stem: str, part: str, start: int, stop: int, n_rows: int, pinned_uri: str,
+                    version: str, device: str) -> FileResult:
+    return score_part(_detector(pinned_uri), Path(path), Path(part), start, stop, n_rows, version,
+                      device=str(resolve_device(device)))
+
+
+@task(name="join-parts", task_run_name="join-{stem}")
+def join_parts_task(path: str, stem: str, out: str, parts: list[FileResult], version: str,
+                    ledger: str | None = None, key: str | None = None) -> FileResult:
+    failed = [p for p in parts if p.status != "ok"]
+    if failed:
+        result = FileResult(path, "failed", failed[0].error)
+    else:
+        written = merge_parts([Path(p.output) for p in parts], Path(out) / scored_name(stem))
+        stats = parts[0].stats
+        for p in parts[1:]:
+            stats.merge(p.stats)
+        result = FileResult(path, "ok", None, str(written), stats, sum(p.seconds for p in parts))
+    shutil.rmtree(Path(out) / ".parts" / stem, ignore_errors=True)
+    return _finish(result, path, stem, out, version, ledger, key)
+
+
+class _Bar:
     """A tqdm bar in bytes with rows/s (files over 32 MB)."""
 
     def __init__(self, path: Path) -> None:
@@ -116,6 +156,44 @@ class _bar:
         self.tqdm.close()
 
 
+def split_parts(path: Path, part_rows: int) -> list[tuple[int, int]] | None:
+    """Row ranges of whole row groups, about ``part_rows`` each, for a big parquet file (else None)."""
+    if path.suffix.lower() not in PARQUET_SUFFIXES or not path.is_file():
+        return None
+    try:
+        sizes = parquet_row_groups(path)
+    except Exception:  # noqa: BLE001 - not readable as parquet: the whole-file task says why
+        return None
+    if sum(sizes) <= part_rows or len(sizes) < 2:
+        return None
+    parts, start, rows = [], 0, 0
+    for size in sizes:
+        rows += size
+        if rows >= part_rows:
+            parts.append((start, start + rows))
+            start, rows = start + rows, 0
+    if rows:
+        parts.append((start, start + rows))
+    return parts if len(parts) > 1 else None
+
+
+def task_runner(job: ScoreJob):
+    if job.runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if not job.address:
+            raise ValueError("--runner dask needs --address tcp://HOST:PORT of a Dask scheduler")
+        return DaskTaskRunner(address=job.address)
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=1)  # one file at a time: memory stays bounded
+
+
+def score(job: ScoreJob) -> dict:
+    """Run :func:`score_flow` on the task runner the job asks for."""
+    return score_flow.with_options(task_runner=task_runner(job))(job)
+
+
 @flow(name="score", log_prints=True)
 def score_flow(job: ScoreJob) -> dict:
     """Score every input; summarise the night; exit status is the caller's (any file failed)."""
@@ -123,12 +201,24 @@ def score_flow(job: ScoreJob) -> dict:
     pinned, version = resolve_model(job.model_uri)
     detector = _detector(pinned)
     planned, notes = plan_outputs(list(job.inputs))
-    futures = score_file_task.map([str(p) for p, _ in planned], [s for _, s in planned], str(job.out),
-                                  pinned, version, job.device, job.batch_rows, job.progress,
-                                  str(job.ledger) if job.ledger else None)
+    ledger = str(job.ledger) if job.ledger else None
+    device = job.device
+    pending = []
+    for path, stem in planned:
+        parts = split_parts(path, job.part_rows)
+        if parts is None:
+            pending.append((path, score_file_task.submit(str(path), stem, str(job.out), pinned, version, device,
+                                                         job.batch_rows, job.progress, ledger)))
+            continue
+        n_rows = parts[-1][1]
+        key = file_key(path) if ledger else None
+        futures = [score_part_task.submit(str(path), stem, str(job.out / ".parts" / stem / f"{i:05d}.parquet"),
+                                          a, b, n_rows, pinned, version, device)
+                   for i, (a, b) in enumerate(parts)]
+        pending.append((path, join_parts_task.submit(str(path), stem, str(job.out), futures, version, ledger, key)))
     results: list[FileResult] = []
     night = FileStats(detector)
-    for (path, _), future in zip(planned, futures):
+    for path, future in pending:
         result = future.result(raise_on_failure=False)
         if isinstance(result, BaseException):
             result = FileResult(str(path), "failed", f"cannot read: {result}")

@@ -3,7 +3,8 @@
 ``flowae compare`` and ``benchmarks/quality.py`` both run models through :func:`run_model`, so
 the benchmark measures exactly what users compare. Besides the five families and the three
 window baselines, two single-flow baselines (``isolation_forest_flow``, ``pca_flow``: the same
-baselines on windows of one flow) answer "does the sequence help at all?".
+baselines on windows of one flow) answer "does the sequence help at all?", and
+``iae_lstm_svdd`` (IAE-LSTM-KL without the KL term) answers "does the KL help?".
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ SPECS: dict[str, tuple[str, dict]] = {
     **{m: (m, {}) for m in MODEL_NAMES + BASELINE_NAMES},
     "isolation_forest_flow": ("isolation_forest", {"window": 1, "stride": 1}),
     "pca_flow": ("pca", {"window": 1, "stride": 1}),
+    # ablation: IAE-LSTM-KL without its KL term, i.e. a plain LSTM autoencoder with deep SVDD
+    "iae_lstm_svdd": ("iae_lstm_kl", {"model_kwargs": {"lambda_kl": 0.0}}),
 }
 ALL = tuple(SPECS)
 

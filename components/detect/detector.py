@@ -57,11 +57,12 @@ class Detector:
         return self.calibration.threshold
 
     def scorer(self, keep_feature_errors: bool = False, device: str = "cpu",
-               batch_size: int = 4096) -> FlowScorer:
-        """A fresh streaming scorer for one file's (scaled) flows."""
+               batch_size: int = 4096, start: int = 0) -> FlowScorer:
+        """A fresh streaming scorer for one file's (scaled) flows, from file index ``start`` on."""
         score_fn = self.calibration.flow_score_fn() if self.calibration is not None else None
         return FlowScorer(self.model, self.window, self.rule, score_fn,
-                          keep_feature_errors=keep_feature_errors, device=device, batch_size=batch_size)
+                          keep_feature_errors=keep_feature_errors, device=device, batch_size=batch_size,
+                          start=start)
 
     def scale(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw or curated rows (canonical or raw column names) -> scaled float32 [N, F]."""

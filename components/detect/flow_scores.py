@@ -82,7 +82,10 @@ class FlowScorer:
     """Scores one file's flows (already scaled, float32 [n, F]) as they stream in."""
 
     def __init__(self, model, window: int, rule: FlowRule, flow_score_fn: FlowScoreFn | None = None,
-                 keep_feature_errors: bool = False, batch_size: int = 4096, device: str = "cpu") -> None:
+                 keep_feature_errors: bool = False, batch_size: int = 4096, device: str = "cpu",
+                 start: int = 0) -> None:
+        """``start``: the file index of the first flow fed, for scoring one part of a file (window
+        starts stay aligned to the whole file's: 0, stride, 2 * stride, ...)."""
         self.model = model
         self.window = int(window)
         self.stride = rule.stride_for(self.window)
@@ -94,9 +97,9 @@ class FlowScorer:
         self.device = device
         self.by_deviation = not getattr(model, "has_feature_errors", True)
         self._x = np.zeros((0, 0), np.float32)  # flows from ``_base`` on, not yet final
-        self._base = 0  # file index of the first row in ``_x`` and in the accumulators
-        self._seen = 0
-        self._next_start = 0
+        self._base = start  # file index of the first row in ``_x`` and in the accumulators
+        self._seen = start
+        self._next_start = -(-start // self.stride) * self.stride
         self._last_start = -1
         self._score = np.zeros(0)
         self._count = np.zeros(0)
@@ -135,6 +138,13 @@ class FlowScorer:
         if self._last_start != n - self.window:
             starts = np.asarray([n - self.window], np.int64)
         return self._emit(n, *self._score_windows(starts))
+
+    def emit_until(self, upto: int) -> ScoredFlows:
+        """Hand out flows before ``upto`` whose covering windows were all fed (a part of a file
+        that ends before the file does: the caller fed ``window - 1`` flows past ``upto``)."""
+        if self._next_start < upto:  # a window covering a flow before ``upto`` is still to come
+            raise ValueError("emit_until needs the window - 1 flows after the part to be fed first")
+        return self._emit(upto, np.zeros(0, np.float32), np.zeros(0, np.int64))
 
     def score_all(self, x: np.ndarray, chunk: int = 262_144) -> ScoredFlows:
         """A whole file (the same result as feeding it in any pieces), in bounded memory."""

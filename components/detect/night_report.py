@@ -42,15 +42,10 @@ class FileStats:
         self.hist = np.zeros(len(HIST_EDGES) + 1, np.int64)
         self.top: list[dict] = []
         self.drift = DriftAccumulator(detector.reference, detector.feature_names) if detector.reference else None
-        self._pending_x: list[np.ndarray] = []
 
     # --- accumulate --------------------------------------------------------------------------
-    def add_inputs(self, x: np.ndarray) -> None:
-        """Scaled features of rows read (scores come later, in the same order)."""
-        if self.drift is not None:
-            self._pending_x.append(np.asarray(x, np.float32))
-
-    def add_scored(self, table: pa.Table) -> None:
+    def add_scored(self, table: pa.Table, x: np.ndarray | None = None) -> None:
+        """Scored rows (and their scaled features, for drift)."""
         scores = table.column("anomaly_score").to_numpy()
         flagged = table.column("is_anomaly").to_numpy(zero_copy_only=False)
         n = len(scores)
@@ -65,14 +60,8 @@ class FileStats:
             hours = pc.strftime(table.column("timestamp"), format="%Y-%m-%d %H:00")
             self._count_values(hours, flagged, self.by_hour, self.anomalies_by_hour)
         self._keep_top(table, scores)
-        if self.drift is not None:
-            x = self._take_inputs(n)
+        if self.drift is not None and x is not None:
             self.drift.add(x, scores)
-
-    def _take_inputs(self, n: int) -> np.ndarray:
-        x = np.concatenate(self._pending_x) if len(self._pending_x) > 1 else self._pending_x[0]
-        self._pending_x = [x[n:]] if len(x) > n else []
-        return x[:n]
 
     def _count(self, table: pa.Table, column: str, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
         if column in table.column_names:

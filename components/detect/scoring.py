@@ -23,7 +23,7 @@ from components.data.readers import FileLevelError
 from components.detect.detector import OUTPUT_COLUMNS, Detector
 from components.detect.flow_scores import ScoredFlows
 from components.detect.night_report import FileStats
-from components.detect.serving import open_log
+from components.detect.serving import open_log, open_log_rows
 from components.learn.features import log_column
 
 SCORE_FIELDS = [pa.field("anomaly_score", pa.float64()), pa.field("is_anomaly", pa.bool_()),
@@ -58,42 +58,91 @@ def score_file(detector: Detector, path: Path, out: Path, stem: str, version: st
                stats: FileStats | None = None, batch_rows: int | None = None) -> FileResult:
     """Score one log into ``out/<stem>.scored.parquet``; a file-level problem fails only this file."""
     started = time.perf_counter()
-    try:
-        log = open_log(Path(path))
-    except FileLevelError as exc:
-        return FileResult(str(path), "failed", str(exc), seconds=time.perf_counter() - started)
-    except OSError as exc:
-        return FileResult(str(path), "failed", f"cannot read: {exc.strerror or exc}",
-                          seconds=time.perf_counter() - started)
-    missing = [n for n in detector.feature_names if log.plan.column(n) is None]
-    if len(missing) > len(detector.feature_names) // 2:
-        return FileResult(str(path), "failed", f"{len(missing)} of the model's {len(detector.feature_names)} "
-                          f"features are missing (first: {', '.join(missing[:3])})",
-                          seconds=time.perf_counter() - started)
-    schema = pa.schema(list(log.schema) + SCORE_FIELDS)
-    writer = AtomicParquetWriter(Path(out) / scored_name(stem), schema)
+    log, failure = _open(detector, path, lambda: open_log(Path(path)))
+    if failure is not None:
+        return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
     stats = stats or FileStats(detector, source=Path(path).name)
-    scorer = detector.scorer(device=device)
-    names = np.asarray(detector.feature_names, dtype=object)
-    pending: list[pa.Table] = []
-    rows = 0
+    target = Path(out) / scored_name(stem)
+    _stream(detector, log, target, detector.scorer(device=device), version, stats, None, True,
+            batch_rows, on_progress)
+    return FileResult(str(path), "ok", None, str(target), stats, time.perf_counter() - started)
+
+
+def score_part(detector: Detector, path: Path, target: Path, start: int, stop: int, n_rows: int,
+               version: str, device: str = "cpu") -> FileResult:
+    """Rows ``[start, stop)`` of a big parquet log into ``target``, scored exactly as in the whole
+    file: the part also reads the ``T - 1`` flows on each side that its windows need."""
+    started = time.perf_counter()
+    stride = detector.rule.stride_for(detector.window)
+    first = (max(0, start - detector.window + 1) // stride) * stride
+    last = min(n_rows, stop + detector.window - 1)
+    log, failure = _open(detector, path, lambda: open_log_rows(Path(path), first, last))
+    if failure is not None:
+        return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
+    stats = FileStats(detector, source=Path(path).name)
+    scorer = detector.scorer(device=device, start=first)
+    _stream(detector, log, target, scorer, version, stats, (start, stop), last == n_rows, None, None)
+    return FileResult(str(path), "ok", None, str(target), stats, time.perf_counter() - started)
+
+
+def merge_parts(parts: list[Path], target: Path) -> Path:
+    """Concatenate scored parts, in order, into one file (atomically), then remove the parts."""
+    import pyarrow.parquet as pq
+
+    writer = AtomicParquetWriter(target, pq.read_schema(parts[0]))
     try:
-        for batch in _rebatch(log.batches, batch_rows):
-            x = scale(detector, batch)
-            stats.add_inputs(x)
-            pending.append(batch)
-            rows += batch.num_rows
-            _write_scored(writer, pending, scorer.feed(x), names, detector, version, stats)
-            if on_progress is not None:
-                on_progress(log.bytes_read, log.size_bytes, rows)
-        _write_scored(writer, pending, scorer.finish(), names, detector, version, stats)
-        if pending and sum(t.num_rows for t in pending):
-            raise RuntimeError(f"{path}: {sum(t.num_rows for t in pending)} rows were left unscored")
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
+                writer.write(pa.Table.from_batches([batch]))
         written = writer.commit()
     except BaseException:
         writer.abort()
         raise
-    return FileResult(str(path), "ok", None, str(written), stats, time.perf_counter() - started)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return written
+
+
+def _open(detector: Detector, path: Path, opener):
+    """(log, None) or (None, one-line reason the file cannot be scored)."""
+    try:
+        log = opener()
+    except FileLevelError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    missing = [n for n in detector.feature_names if log.plan.column(n) is None]
+    if len(missing) > len(detector.feature_names) // 2:
+        return None, (f"{len(missing)} of the model's {len(detector.feature_names)} features are missing "
+                      f"(first: {', '.join(missing[:3])})")
+    return log, None
+
+
+def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: FileStats,
+            keep: tuple[int, int] | None, file_end: bool, batch_rows: int | None,
+            on_progress: Progress | None) -> None:
+    """Feed the log's batches to the scorer and write every row whose score is final (within
+    ``keep``, the file-index range of a part) to ``target``, atomically."""
+    writer = AtomicParquetWriter(target, pa.schema(list(log.schema) + SCORE_FIELDS))
+    names = np.asarray(detector.feature_names, dtype=object)
+    pending: list[tuple[pa.Table, np.ndarray]] = []
+    rows = 0
+    try:
+        for batch in _rebatch(log.batches, batch_rows):
+            pending.append((batch, scale(detector, batch)))
+            rows += batch.num_rows
+            _write_scored(writer, pending, scorer.feed(pending[-1][1]), names, detector, version, stats, keep)
+            if on_progress is not None:
+                on_progress(log.bytes_read, log.size_bytes, rows)
+        tail = scorer.finish() if file_end else scorer.emit_until(keep[1])
+        _write_scored(writer, pending, tail, names, detector, version, stats, keep)
+        left = sum(t.num_rows for t, _ in pending)
+        if left and (keep is None or file_end):
+            raise RuntimeError(f"{log.path}: {left} rows were left unscored")
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def scale(detector: Detector, batch: pa.Table) -> np.ndarray:
@@ -106,42 +155,54 @@ def scale(detector: Detector, batch: pa.Table) -> np.ndarray:
     return detector.transform.apply_log(logged, detector.feature_names)
 
 
-def _write_scored(writer: AtomicParquetWriter, pending: list[pa.Table], scored: ScoredFlows,
-                  names: np.ndarray, detector: Detector, version: str, stats: FileStats) -> None:
+def _write_scored(writer: AtomicParquetWriter, pending: list[tuple[pa.Table, np.ndarray]],
+                  scored: ScoredFlows, names: np.ndarray, detector: Detector, version: str,
+                  stats: FileStats, keep: tuple[int, int] | None) -> None:
     """Write the rows whose scores are final (the oldest ``len(scored)`` pending rows)."""
     k = len(scored)
     if k == 0:
         return
-    rows = _take_front(pending, k)
-    top = scored.top_features
+    rows, x = _take_front(pending, k)
+    top, values = scored.top_features, scored.scores
+    if keep is not None:  # a part of a file: only its own rows (the others were context)
+        index = np.arange(scored.first, scored.first + k)
+        mask = (index >= keep[0]) & (index < keep[1])
+        if not mask.any():
+            return
+        rows, x, top, values = rows.filter(pa.array(mask)), x[mask], top[mask], values[mask]
+    n = len(values)
     columns = {
-        "anomaly_score": pa.array(scored.scores, pa.float64()),
-        "is_anomaly": pa.array(scored.scores > detector.threshold, pa.bool_()),
-        **{f"top_feature_{i + 1}": pa.array(names[top[:, i]] if top.shape[1] > i else [None] * k, pa.string())
+        "anomaly_score": pa.array(values, pa.float64()),
+        "is_anomaly": pa.array(values > detector.threshold, pa.bool_()),
+        **{f"top_feature_{i + 1}": pa.array(names[top[:, i]] if top.shape[1] > i else [None] * n, pa.string())
            for i in range(3)},
-        "model_name": pa.array([detector.name] * k, pa.string()),
-        "model_version": pa.array([version] * k, pa.string()),
+        "model_name": pa.array([detector.name] * n, pa.string()),
+        "model_version": pa.array([version] * n, pa.string()),
     }
     out = rows
     for name in (f.name for f in SCORE_FIELDS):
         out = out.append_column(name, columns[name])
     writer.write(out)
-    stats.add_scored(out)
+    stats.add_scored(out, x)
 
 
-def _take_front(pending: list[pa.Table], k: int) -> pa.Table:
-    """Remove and return the first ``k`` rows across the pending tables (kept in order)."""
-    taken, need = [], k
+def _take_front(pending: list[tuple[pa.Table, np.ndarray]], k: int) -> tuple[pa.Table, np.ndarray]:
+    """Remove and return the first ``k`` rows (and their scaled features) across pending batches."""
+    tables, xs, need = [], [], k
     while need:
-        head = pending[0]
+        head, x = pending[0]
         if head.num_rows <= need:
-            taken.append(pending.pop(0))
+            pending.pop(0)
+            tables.append(head)
+            xs.append(x)
             need -= head.num_rows
         else:
-            taken.append(head.slice(0, need))
-            pending[0] = head.slice(need)
+            tables.append(head.slice(0, need))
+            xs.append(x[:need])
+            pending[0] = (head.slice(need), x[need:])
             need = 0
-    return pa.concat_tables(taken) if len(taken) > 1 else taken[0]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return table, (np.concatenate(xs) if len(xs) > 1 else xs[0])
 
 
 def _rebatch(batches, rows: int | None):
@@ -154,4 +215,4 @@ def _rebatch(batches, rows: int | None):
             yield batch.slice(lo, rows)
 
 
-__all__ = ["OUTPUT_COLUMNS", "FileResult", "score_file", "scored_name"]
+__all__ = ["OUTPUT_COLUMNS", "FileResult", "merge_parts", "score_file", "score_part", "scored_name"]

@@ -141,3 +141,37 @@ def _ordered(typed: pa.Table | None, bad: list[BadLine], plan: HeaderPlan, schem
         return schema.empty_table()
     table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     return table.sort_by("row_number") if bad else table
+
+
+def parquet_row_groups(path: Path) -> list[int]:
+    """Rows per row group of a parquet log (from the footer; nothing is read)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
+def open_log_rows(path: Path, start: int, stop: int) -> ServingFile:
+    """Rows ``[start, stop)`` of a parquet log, typed like :func:`open_log` (row groups are read
+    only where they overlap the range), for scoring one part of a big file on its own worker."""
+    import pyarrow.parquet as pq
+
+    log = open_log(path)  # the header checks and the schema, as for the whole file
+    pf = pq.ParquetFile(path)
+    sizes = parquet_row_groups(path)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    contract = serving_contract()
+
+    def batches() -> Iterator[pa.Table]:
+        for i in range(len(sizes)):
+            lo, hi = int(offsets[i]), int(offsets[i + 1])
+            if hi <= start or lo >= stop:
+                continue
+            table = pf.read_row_group(i)
+            a, b = max(start, lo) - lo, min(stop, hi) - lo
+            table = table.slice(a, b - a)
+            raw = RawBatch(columns=[c.combine_chunks() for c in table.columns],
+                           row_numbers=np.arange(lo + a + 1, lo + b + 1, dtype=np.int64))
+            yield typed_batch(raw, log.plan, contract)
+
+    return ServingFile(log.path, log.plan, log.schema, batches(), log.source)

@@ -6,3 +6,41 @@ WEEK = "week-benign-sample.CICIDS2017_sample.csv"
 #: every network and baseline in these tests: tiny, a few epochs, CPU
 TINY = ["--epochs", "2", "--window", "8", "--stride", "4", "--hidden", "8", "--batch-size", "256",
         "--device", "cpu", "--seed", "0"]
+
+
+def tiny_detector(data, model: str = "lstm_ae", calibration: str = "mahalanobis", seed: int = 0):
+    """A small detector trained on the benign file of an ingest folder (component path, no flow)."""
+    from components.detect.fit import DetectorConfig, TrainJob, fit_detector
+    from components.learn.training import TrainConfig
+
+    job = TrainJob(data=data, files=(BENIGN.removesuffix(".csv"),),
+                   train=TrainConfig(model=model, epochs=2, window=8, stride=4, hidden=8, batch_size=256,
+                                     device="cpu", seed=seed),
+                   detector=DetectorConfig(calibration=calibration, mahalanobis_inputs=calibration == "mahalanobis"))
+    return fit_detector(job, progress=False).detector
+
+
+def register_detector(settings, detector) -> str:
+    """Log ``detector`` as flowae's pyfunc and register it (it becomes the challenger)."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from components.detect.packaging import log_detector
+    from components.detect.registry import register
+    from components.tracking import stage_run
+
+    first = Path(detector.info["data_dir"]) / "curated" / detector.info["files"][0]
+    example = pq.read_table(first).slice(0, 3).to_pandas().drop(columns=["source_file", "row_number"])
+    with stage_run(settings, settings.train_experiment, detector.name):
+        info = log_detector(detector, example)
+    return register(settings, info.model_uri, {"flowae.family": detector.name})
+
+
+def champion(settings, data) -> str:
+    """A tiny registered model made champion; returns its version."""
+    from components.detect.registry import make_champion
+
+    version = register_detector(settings, tiny_detector(data))
+    make_champion(settings, version)
+    return version

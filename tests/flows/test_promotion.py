@@ -3,44 +3,22 @@ promotions at once in two processes leaving consistent aliases; `flowae promote`
 from __future__ import annotations
 
 import multiprocessing as mp
-from pathlib import Path
 
 import pytest
-from flow_test_rows import BENIGN
+from flow_test_rows import register_detector, tiny_detector
 from typer.testing import CliRunner
 
-from components.detect.fit import DetectorConfig, TrainJob, fit_detector
-from components.detect.packaging import log_detector
 from components.detect.promotion import promote
-from components.detect.registry import RegistryError, aliases, register, rollback
-from components.learn.training import TrainConfig
+from components.detect.registry import RegistryError, aliases, rollback
 from components.settings import load_settings
-from components.tracking import stage_run
 from flows.cli import app
-
-
-def fitted(data: Path, model: str, calibration: str = "quantile", seed: int = 0):
-    job = TrainJob(data=data, files=(BENIGN.removesuffix(".csv"),),
-                   train=TrainConfig(model=model, epochs=2, window=8, stride=4, hidden=8, batch_size=256,
-                                     device="cpu", seed=seed),
-                   detector=DetectorConfig(calibration=calibration))
-    return fit_detector(job, progress=False).detector
-
-
-def register_detector(settings, detector) -> str:
-    import pyarrow.parquet as pq
-
-    example = pq.read_table(Path(detector.info["data_dir"]) / "curated" / detector.info["files"][0]).slice(0, 3)
-    with stage_run(settings, settings.train_experiment, detector.name):
-        info = log_detector(detector, example.to_pandas().drop(columns=["source_file", "row_number"]))
-    return register(settings, info.model_uri, {"flowae.family": detector.name})
 
 
 @pytest.fixture(scope="module")
 def detectors(real_ingested):
     """A weak one (plain lstm_ae) and a strong one (sparse gate + Mahalanobis error model)."""
-    return {"weak": fitted(real_ingested, "lstm_ae"),
-            "strong": fitted(real_ingested, "sparse_lstm_ae", "mahalanobis")}
+    return {"weak": tiny_detector(real_ingested, "lstm_ae", "quantile"),
+            "strong": tiny_detector(real_ingested, "sparse_lstm_ae", "mahalanobis")}
 
 
 def test_first_model_win_margin_and_rollback(detectors, store, monkeypatch):

@@ -32,7 +32,7 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
     run = client.get_run(run_id)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["train.model"] == model and params["train.window"] == "8"
-    assert params["calibration.method"] == "quantile" and params["files"] == "['friday-afternoon-benign-head.MachineLearningCVE']"
+    assert params["calibration.method"] == "mahalanobis" and params["files"] == "['friday-afternoon-benign-head.MachineLearningCVE']"
     assert "destination_port" not in params["features"].split(",")
     assert tags["flowae.file_order_method"] and tags["flowae.device"] == "cpu"
     assert 0.0 <= metrics["test_fpr"] <= 0.05 and 0.0 <= metrics["test_auroc"] <= 1.0

@@ -1,0 +1,136 @@
+"""`flowae score` with the champion: every row scored, a bad file quarantined while the others go
+on, the night's summary in summary.json, MLflow and a Prefect artifact; the same outputs on a
+two-worker Dask cluster with a big parquet file cut into parts; the inbox ledger of score-nightly."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from flow_test_rows import BENIGN, DDOS, WEEK, champion
+from flows.cli import app
+
+
+@pytest.fixture
+def scored_store(store, real_ingested):
+    version = champion(store, real_ingested)
+    return store, version
+
+
+def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_store, shared_data, tmp_path):
+    store, version = scored_store
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(b"\x00\x01binary\x00" * 50)
+    out = tmp_path / "scored"
+    result = CliRunner().invoke(app, ["score", str(shared_data / DDOS), str(shared_data / WEEK), str(junk),
+                                      "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == "flowae: score: 1 of 3 files failed"
+    assert "junk.csv: failed, binary content" in result.stderr
+
+    ddos = pq.read_table(out / "friday-ddos-1000.TrafficLabelling.scored.parquet")
+    raw = pd.read_csv(shared_data / DDOS)
+    assert ddos.num_rows == len(raw) and ddos.column("row_number").to_pylist() == list(range(1, 1001))
+    assert ddos.column("source_port").to_pylist() == raw["Source Port"].tolist()  # original values, canonical names
+    assert set(ddos.column("model_version").to_pylist()) == {version}
+    week = pq.read_table(out / "week-benign-sample.CICIDS2017_sample.scored.parquet")
+    assert week.num_rows == 1686 and "destination_port" not in week.column_names  # a log without ports
+    assert json.loads((out / "quarantine" / "junk.json").read_text())["error"].startswith("binary content")
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["flows"] == 2686 and summary["model_version"] == version
+    assert summary["anomalies"] == int(ddos.column("is_anomaly").to_numpy().sum()
+                                       + week.column("is_anomaly").to_numpy().sum())
+    assert [f["status"] for f in summary["files"]] == ["ok", "ok", "failed"]
+    top = summary["top_flows"][0]
+    assert top["anomaly_score"] == max(ddos.column("anomaly_score").to_pylist() + week.column("anomaly_score").to_pylist())
+    assert {"source_file", "row_number", "top_feature_1"} <= set(top)
+    assert summary["by_label"]["DDoS"]["flows"] == 1000 and summary["by_label"]["BENIGN"]["flows"] == 1686
+    assert "80" in summary["anomalies_by_destination_port"] or summary["anomalies_by_destination_port"] == {}
+    assert list(summary["by_hour"]) == ["2017-07-07 15:00"]  # DDoS at 15:56; the sample has no times
+    drift = summary["drift"]
+    assert drift["flows"] == 2686 and drift["warning"] and "consider retraining" in drift["warning"]
+
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(store.scoring_experiment).experiment_id])
+    assert runs[0].data.tags["flowae.model_version"] == version and runs[0].data.metrics["flows"] == 2686
+    plots = {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
+    assert {"plots/score_histogram.png", "plots/feature_drift.png", "plots/anomalies_over_time.png"} <= plots
+
+    again = CliRunner().invoke(app, ["score", str(shared_data / DDOS), "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0
+    same = pq.read_table(tmp_path / "again" / "friday-ddos-1000.TrafficLabelling.scored.parquet")
+    assert same.equals(ddos)  # the same input and model give the same file
+
+
+def test_dask_cluster_with_parts_gives_the_sequential_outputs(scored_store, shared_data, tmp_path):
+    from distributed import LocalCluster
+
+    from flows.score import ScoreJob, score
+
+    frame = pd.read_csv(shared_data / BENIGN)
+    big = tmp_path / "friday.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), big, row_group_size=1_000)
+    small = shared_data / DDOS
+    sequential = score(ScoreJob(inputs=(str(big), str(small)), out=tmp_path / "seq", device="cpu"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        parallel = score(ScoreJob(inputs=(str(big), str(small)), out=tmp_path / "dask", device="cpu",
+                                  runner="dask", address=cluster.scheduler_address, part_rows=3_000))
+    for name in ("friday.scored.parquet", "friday-ddos-1000.TrafficLabelling.scored.parquet"):
+        a, b = pq.read_table(tmp_path / "seq" / name), pq.read_table(tmp_path / "dask" / name)
+        assert a.num_rows == b.num_rows
+        np.testing.assert_allclose(a.column("anomaly_score").to_numpy(), b.column("anomaly_score").to_numpy(),
+                                   rtol=1e-5)
+        assert a.drop_columns(["anomaly_score", "is_anomaly"]).equals(b.drop_columns(["anomaly_score", "is_anomaly"]))
+    assert not (tmp_path / "dask" / ".parts" / "friday").exists()
+    assert (sequential["flows"], sequential["anomalies"]) == (parallel["flows"], parallel["anomalies"])
+
+
+def test_score_nightly_scores_each_inbox_file_once_also_after_a_crash(scored_store, shared_data, tmp_path,
+                                                                      monkeypatch):
+    import components.detect.scoring as scoring
+    from flows.score import score_nightly_flow
+
+    inbox, out = tmp_path / "inbox", tmp_path / "scored"
+    inbox.mkdir()
+    for name in (DDOS, WEEK):
+        (inbox / name).write_bytes((shared_data / name).read_bytes())
+    real = scoring._stream
+
+    def crash_on_week(detector, log, target, *args, **kwargs):
+        if "week" in target.name:
+            raise OSError("disk vanished")  # the night dies on the second file
+        return real(detector, log, target, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "_stream", crash_on_week)
+    first = score_nightly_flow(str(inbox), str(out), settle_s=0)
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert [e["source"].rsplit("/", 1)[-1] for e in ledger.values()] == [DDOS]  # the finished file only
+    assert [f["status"] for f in first["files"]] == ["ok", "failed"]
+    monkeypatch.setattr(scoring, "_stream", real)
+
+    second = score_nightly_flow(str(inbox), str(out), settle_s=0)
+    assert [f["source"].rsplit("/", 1)[-1] for f in second["files"]] == [WEEK]  # not DDoS again
+    third = score_nightly_flow(str(inbox), str(out), settle_s=0)
+    assert third["files"] == [] and third["night"] is None
+    assert {e["status"] for e in json.loads((out / "ledger.json").read_text()).values()} == {"ok"}
+
+
+def test_serve_builds_both_deployments_from_the_settings(monkeypatch):
+    from flows.serve import deployments
+
+    monkeypatch.setenv("FLOWAE_SCORE_CRON", "30 1 * * *")
+    monkeypatch.setenv("FLOWAE_INBOX_DIR", "/srv/inbox")
+    from components.settings import load_settings
+
+    built = {d.name: d for d in deployments(load_settings())}
+    assert set(built) == {"retrain", "score-nightly"}
+    assert built["score-nightly"].schedules[0].schedule.cron == "30 1 * * *"
+    assert built["retrain"].schedules[0].schedule.cron == "0 3 * * 0"
+    assert built["score-nightly"].parameters["inbox"] == "/srv/inbox"
