@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from flow_test_rows import BENIGN, DDOS, WEEK, champion
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from flow_test_rows import BENIGN, DDOS, WEEK, champion
 from flows.cli import app
 
 
@@ -94,7 +94,7 @@ def test_dask_cluster_with_parts_gives_the_sequential_outputs(scored_store, shar
 
 def test_score_nightly_scores_each_inbox_file_once_also_after_a_crash(scored_store, shared_data, tmp_path,
                                                                       monkeypatch):
-    import components.detect.scoring as scoring
+    from components.detect import scoring
     from flows.score import score_nightly_flow
 
     inbox, out = tmp_path / "inbox", tmp_path / "scored"
