@@ -42,6 +42,6 @@ def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
 def test_unknown_model_in_the_list_is_one_line(tmp_path, mlflow_env):
     result = CliRunner().invoke(app, ["compare", "--data", str(tmp_path), "--models", "lstm_ae,gpt"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == ("flowae: compare: unknown model(s) gpt; valid: all, lstm_ae, lstm_ae_seq, "
-                                     "attention_ae, sparse_lstm_ae, iae_lstm_kl, persistence, pca, "
-                                     "isolation_forest, isolation_forest_flow, pca_flow")
+    line = result.stderr.strip()
+    assert line.startswith("flowae: compare: unknown model(s) gpt; valid: all, lstm_ae, lstm_ae_seq, ")
+    assert "isolation_forest_flow, pca_flow" in line and "\n" not in line
