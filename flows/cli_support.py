@@ -39,7 +39,7 @@ def write_error_log(log_dir: Path | None, command: str, exc: BaseException) -> P
     if folder.exists() and not folder.is_dir():
         folder = Path.cwd()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"flowae-{command}.error.log"
+    path = (folder / f"flowae-{command}.error.log").resolve()
     text = "".join(traceback.format_exception(exc))
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} flowae {command}\n{text}\n")

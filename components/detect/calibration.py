@@ -63,17 +63,26 @@ class Calibration:
         return distance
 
 
-def error_vectors(errors: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+def error_vectors(errors: np.ndarray, inputs: np.ndarray | None = None, dtype=np.float64) -> np.ndarray:
     """Absolute per-feature errors, followed by the flow's scaled inputs when the model uses them."""
-    absolute = np.sqrt(np.maximum(np.asarray(errors, np.float64), 0.0))
-    return absolute if inputs is None else np.hstack([absolute, np.asarray(inputs, np.float64)])
+    errors = np.asarray(errors)
+    n, f = errors.shape
+    out = np.empty((n, f + (0 if inputs is None else np.shape(inputs)[1])), dtype)
+    np.sqrt(np.maximum(errors, 0.0), out=out[:, :f], casting="unsafe")
+    if inputs is not None:
+        out[:, f:] = inputs
+    return out
 
 
 def mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray,
                 inputs: np.ndarray | None = None) -> np.ndarray:
     """sqrt((e - mu)^T P (e - mu)) per row, e the absolute errors (and the inputs, if used)."""
-    centred = error_vectors(errors, inputs) - mean
-    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0))
+    # float32 and one BLAS product, (e - mu) @ P * (e - mu) summed per row: einsum's three-operand
+    # path in float64 took half of the scoring time. Float32 keeps about 6 significant digits.
+    centred = error_vectors(errors, inputs, np.float32)
+    centred -= np.asarray(mean, np.float32)
+    squared = np.einsum("ij,ij->i", centred @ np.asarray(precision, np.float32), centred)
+    return np.sqrt(np.maximum(squared.astype(np.float64), 0.0))
 
 
 def calibrate(method: str, scores: np.ndarray, target_fpr: float = 0.01,

@@ -172,17 +172,28 @@ class FlowScorer:
         local = starts - self._base
         view = np.lib.stride_tricks.sliding_window_view(self._x, self.window, axis=0)
         window_scores = []
+        T = self.window
         for lo in range(0, len(local), self.batch_size):
             chunk = local[lo:lo + self.batch_size]
-            batch = np.ascontiguousarray(view[chunk].transpose(0, 2, 1))
+            first = int(chunk[0])
+            tiled = len(chunk) == 1 or bool(np.all(np.diff(chunk) == T))
+            if tiled:  # windows side by side: the batch is a reshape of the rows, and so are the flows
+                batch = self._x[first:first + len(chunk) * T].reshape(len(chunk), T, -1)
+            else:
+                batch = np.ascontiguousarray(view[chunk].transpose(0, 2, 1))
             scores, errors, ws = self._run_model(batch)
             window_scores.append(ws)
-            for t in range(self.window):
-                self._accumulate_step(chunk + t, scores[:, t], errors[:, t])
+            if tiled:
+                rows = slice(first, first + len(chunk) * T)
+                self._accumulate_step(rows, scores.reshape(-1), errors.reshape(len(chunk) * T, -1))
+            else:
+                for t in range(T):
+                    self._accumulate_step(chunk + t, scores[:, t], errors[:, t])
         return np.concatenate(window_scores), starts
 
-    def _accumulate_step(self, idx: np.ndarray, scores: np.ndarray, errors: np.ndarray) -> None:
-        """One step t of a batch: ``idx`` (local, all distinct) receive their own step's values."""
+    def _accumulate_step(self, idx, scores: np.ndarray, errors: np.ndarray) -> None:
+        """One step t of a batch: ``idx`` (local indices, all distinct, or a slice) receive their
+        own step's values."""
         if self.use_max:
             self._score[idx] = np.maximum(self._score[idx], scores)
         else:

@@ -60,8 +60,11 @@ def register(settings: Settings, model_uri: str, tags: dict[str, str], descripti
     """A new version of the registered model with ``tags``; it becomes the ``challenger``."""
     c = client(settings)
     name = settings.registered_model_name
-    with contextlib.suppress(MlflowException):  # exists already
+    try:
         c.create_registered_model(name, description="flowae detectors: champion scores nightly traffic")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
     version = mlflow.register_model(model_uri, name, tags={k: str(v)[:5000] for k, v in tags.items()})
     if description:
         c.update_model_version(name, version.version, description=description)
@@ -75,8 +78,10 @@ def aliases(settings: Settings) -> Aliases:
     name = settings.registered_model_name
     try:
         model = c.get_registered_model(name)
-    except MlflowException:
-        return Aliases(None, None, ())
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return Aliases(None, None, ())
+        raise  # refused (401/403) or unreachable: never mistake it for "no model yet"
     current = {k: str(v) for k, v in (model.aliases or {}).items()}
     history = tuple(str(v) for v in json.loads(model.tags.get(HISTORY_TAG, "[]")))
     return Aliases(current.get(CHAMPION), current.get(CHALLENGER), history)

@@ -140,3 +140,63 @@ def test_prefect_api_refuses_requests_without_its_auth_string(stack):
     user, password = stack.prefect.auth_string.split(":", 1)
     assert http_status(f"{base}/admin/version", headers=basic_auth(user, "wrong")) == 401
     assert http_status(f"{base}/admin/version", headers=basic_auth(user, password)) == 200
+
+
+SHARED_ROWS = ("friday-afternoon-benign-head.MachineLearningCVE.csv", "friday-ddos-1000.TrafficLabelling.csv",
+               "friday-portscan-1000.TrafficLabelling.csv")
+TINY = ["--epochs", "2", "--window", "8", "--stride", "4", "--hidden", "8", "--device", "cpu"]
+
+
+def flowae(stack, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI as a user of the stack runs it: MLflow and Prefect over HTTP with credentials."""
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).with_name("flowae"))
+    env = stack.subprocess_env(FLOWAE_WORK_DIR=str(tmp_path / "work"), FLOWAE_CHECKPOINT_DIR=str(tmp_path / "ck"))
+    return subprocess.run([exe, *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def test_flowae_retrains_promotes_and_scores_against_the_stack(stack, shared_data, tmp_path):
+    inputs = [arg for f in SHARED_ROWS for arg in ("--data", str(shared_data / f))]
+    retrained = flowae(stack, tmp_path, "retrain", *inputs, "--out", str(tmp_path / "ingested"),
+                       "--files", SHARED_ROWS[0].removesuffix(".csv"), *TINY)
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert "champion is version 1" in retrained.stdout
+    parent = retrained.stdout.split("MLflow parent run id: ")[1].split()[0]
+
+    # the runs are rows in PostgreSQL, the packaged model is objects in the bucket
+    stages = {row[0] for row in stack.postgres.query(
+        "mlflow", "SELECT value FROM tags WHERE key = 'flowae.stage' AND run_uuid IN "
+        "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId' AND value = %s)", (parent,))}
+    assert stages == {"validate", "windows", "train", "calibrate", "evaluate", "register"}
+    assert stack.postgres.query("mlflow", "SELECT alias, version FROM registered_model_aliases "
+                                "WHERE name = 'flowae'") == [("champion", 1)]
+    s3 = stack.seaweedfs.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=S3_BUCKET, Prefix="mlflow/", MaxKeys=5000)["Contents"]]
+    assert any(k.endswith("/artifacts/detector/state_dict.pt") for k in keys), keys[:20]
+    assert any(k.endswith("/MLmodel") for k in keys)
+
+    promoted = flowae(stack, tmp_path, "promote")  # nothing to promote: the first model is champion
+    assert promoted.returncode == 1 and "no challenger to promote" in promoted.stderr
+
+    scored = flowae(stack, tmp_path, "score", str(shared_data / SHARED_ROWS[1]), "--out", str(tmp_path / "scored"))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "scored" / "friday-ddos-1000.TrafficLabelling.scored.parquet")
+    assert table.num_rows == 1000 and set(table.column("model_version").to_pylist()) == {"1"}
+    runs = stack.postgres.query("mlflow", "SELECT count(*) FROM runs r JOIN experiments e ON "
+                                "r.experiment_id = e.experiment_id WHERE e.name = 'flowae-scoring'")
+    assert runs == [(1,)]
+    flows = stack.postgres.query("prefect", "SELECT name FROM flow WHERE name IN ('retrain', 'score')")
+    assert {row[0] for row in flows} == {"retrain", "score"}  # the flow runs are on the Prefect server
+
+    # without credentials the server refuses, and flowae says so in one line (not "no model yet")
+    env = {k: v for k, v in stack.subprocess_env().items() if not k.startswith("MLFLOW_TRACKING_")}
+    env["MLFLOW_TRACKING_URI"] = stack.mlflow.url
+    exe = str(__import__("pathlib").Path(sys.executable).with_name("flowae"))
+    denied = subprocess.run([exe, "promote"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, check=False)
+    lines = denied.stderr.strip().splitlines()
+    assert denied.returncode == 1 and len(lines) == 1 and "401" in lines[0], denied.stderr

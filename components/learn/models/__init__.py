@@ -68,7 +68,7 @@ def score_array(model, windows, batch_size: int = 4096, device: str | torch.devi
     if isinstance(model, torch.nn.Module):
         model.to(device)
         model.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             for lo in range(0, n, batch_size):
                 out = model.score(torch.from_numpy(batch_at(lo)).to(device))
                 parts.append(ScoreOutput(
