@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev lint bench-ingest bench-windows mlflow-ui prefect-ui clean
+.PHONY: demo test install install-dev lint bench-quality bench-speed bench-scoring bench-ingest screenshots mlflow-ui prefect-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,22 @@ test: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check --no-cache components flows tests benchmarks
+
+# Benchmarks (results with machine, command and date go to docs/BENCHMARKS.md)
+bench-quality: install-dev
+	$(BIN)/python benchmarks/quality.py --levers --write-docs
+
+bench-speed: install-dev
+	$(BIN)/python benchmarks/speed.py --write-docs
+
+bench-scoring: install-dev
+	$(BIN)/python benchmarks/scoring.py --write-docs
+
+bench-ingest: install-dev
+	$(BIN)/python benchmarks/ingest_memory.py --gb 1.0 --write-docs
+
+screenshots: install-dev
+	$(BIN)/python docs/make_screenshots.py
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
