@@ -25,12 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import CACHE, REPO as _REPO, machine, mb, run_child, write_section  # noqa: E402,F401
+from benchmarks.measure import CACHE, machine, mb, run_child, write_section
 
 SECTION = "speed"
 TRAIN_MODELS = ("lstm_ae", "lstm_ae_seq", "attention_ae", "sparse_lstm_ae", "iae_lstm_kl",
@@ -115,27 +113,28 @@ def bench_training(device: str, steps: int, batch: int, features: int = 70, wind
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         with torch.no_grad():
             model.prepare([data])
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            with _autocast(dev):
-                loss = model.loss(data)
-            loss.backward()
-            optimizer.step()
-
         for _ in range(2):
-            step()
+            _step(model, optimizer, data, dev, _autocast)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
         for _ in range(steps):
-            step()
+            _step(model, optimizer, data, dev, _autocast)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         rows.append({"model": name, "device": device, "windows_per_s": steps * batch / (time.perf_counter() - started),
                      "what": "train step" + (" (bf16)" if dev.type == "cuda" else "")})
         print(rows[-1], flush=True)
     return rows
+
+
+def _step(model, optimizer, data, device, autocast) -> None:
+    """One optimisation step, as the trainer takes it."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device):
+        loss = model.loss(data)
+    loss.backward()
+    optimizer.step()
 
 
 def ingested_synthetic(rows: int) -> Path:
