@@ -105,11 +105,10 @@ def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None
     from components.learn.training import TrainConfig
 
     settings = load_settings()
-    train = {**defaults.TRAIN, "model": model or settings.retrain_model, "device": settings.device,
-             "seed": settings.seed}
-    detector = defaults.DETECTOR
+    train = {**defaults.TRAIN, "model": model or settings.retrain_model or defaults.TRAIN["model"],
+             "device": settings.device, "seed": settings.seed}
     job = TrainJob(data=settings.curated_dir, days=tuple(days or settings.retrain_days),
-                   train=TrainConfig(**train), detector=DetectorConfig(**detector))
+                   train=TrainConfig(**train), detector=DetectorConfig(**defaults.DETECTOR))
     return RetrainJob(inputs=tuple(inputs or settings.retrain_inputs), train=job)
 
 
