@@ -25,6 +25,7 @@ from components.detect.reporting import (
 from components.settings import load_settings
 from components.tracking import ensure_experiment, new_run, runs_link, stage_run
 from flows.ingest import ingest_flow
+from flows.workspace import workspace
 
 
 class CompareJob(BaseModel):
@@ -60,8 +61,12 @@ def compare_flow(job: CompareJob) -> dict:
     parent = new_run(settings, settings.compare_experiment, f"compare {len(specs)} models",
                      tags={"flowae.command": "compare"})
     ingest_flow(list(job.inputs), str(job.train.data))
-    work = settings.work_dir / parent
-    results = [compare_model_task(spec, job.train, parent, str(work)) for spec in specs]
+    with workspace(settings.work_dir, parent) as work:
+        results = [compare_model_task(spec, job.train, parent, str(work)) for spec in specs]
+        curves = {}
+        for r in results:  # the test scores each sibling left for the all-models ROC
+            saved = np.load(r["scores"])
+            curves[r["row"]["model"]] = (saved["scores"], saved["attack"])
     board = leaderboard([r["row"] for r in results])
     markdown = to_markdown(board)
     with stage_run(settings, settings.compare_experiment, "compare", run_id=parent), \
@@ -70,10 +75,6 @@ def compare_flow(job: CompareJob) -> dict:
         board.to_csv(csv, index=False)
         mlflow.log_artifact(str(csv), "leaderboard")
         mlflow.log_text(markdown, "leaderboard/leaderboard.md")
-        curves = {}
-        for r in results:
-            saved = np.load(r["scores"])
-            curves[r["row"]["model"]] = (saved["scores"], saved["attack"])
         mlflow.log_figure(plots.leaderboard_figure(curves), "plots/roc_all_models.png")
         best = board.iloc[0]
         mlflow.log_metrics({"best_auroc": float(best["auroc"])})

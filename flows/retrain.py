@@ -4,7 +4,6 @@ run per stage (experiment ``flowae-retrain``)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -26,6 +25,7 @@ from flows.stages import (
     train_task,
     windows_task,
 )
+from flows.workspace import workspace
 
 
 class RetrainJob(BaseModel):
@@ -70,16 +70,15 @@ def retrain_flow(job: RetrainJob) -> dict:
     parent = new_run(settings, settings.retrain_experiment, f"retrain {train.train.model}",
                      tags={"flowae.command": "retrain", "flowae.model": train.train.model})
     run = RunRef(experiment=settings.retrain_experiment, parent_run_id=parent)
-    work = settings.work_dir / parent
     ingested = ingest_flow(list(job.inputs), str(train.data))
     validate_task(ingested, run)
-    windows = windows_task(train, str(work), run)
-    trained = train_task(train, windows["prepared"], windows["info"], str(work), run)
-    calibrated = calibrate_task(train, windows["prepared"], trained["trained"], str(work), run)
-    metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-    registered = register_task(calibrated["detector"], metrics, run)
+    with workspace(settings.work_dir, parent) as work:
+        windows = windows_task(train, str(work), run)
+        trained = train_task(train, windows["prepared"], windows["info"], str(work), run)
+        calibrated = calibrate_task(train, windows["prepared"], trained["trained"], str(work), run)
+        metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
+        registered = register_task(calibrated["detector"], metrics, run)
     decision = promote_flow() if job.promote else {"promoted": False, "reason": "--no-promote"}
-    shutil.rmtree(Path(windows["prepared"]), ignore_errors=True)
     summary = {"parent_run_id": parent, "model": train.train.model, "version": registered["version"],
                "promoted": decision["promoted"], "decision": decision.get("reason"),
                "champion": decision.get("champion_after"), "test_auroc": metrics["auroc"],

@@ -124,11 +124,13 @@ def evaluate_task(prepared: str, detector_dir: str, run: RunRef) -> dict:
 
 
 @task(name="register")
-def register_task(detector_dir: str, metrics: dict, run: RunRef) -> dict:
-    """Log the detector as one MLflow model and register it as the ``challenger``."""
+def register_task(detector_dir: str, metrics: dict, run: RunRef, register_model: bool = True) -> dict:
+    """Log the detector as one MLflow model and (unless told not to) register it as the ``challenger``."""
     detector = Detector.load(Path(detector_dir))
     with run.open("register") as active:
         model = log_detector(detector, input_example(detector))
+        if not register_model:
+            return {"version": None, "model_uri": model.model_uri}
         tags = {"flowae.family": detector.name, "flowae.data_digest": detector.info.get("data_digest", ""),
                 "flowae.git_commit": git_commit(), "flowae.prefect_flow_run_id": str(flow_run.get_id()),
                 "flowae.mlflow_run_id": active.info.run_id, "flowae.threshold": f"{detector.threshold:.6g}",

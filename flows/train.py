@@ -2,9 +2,6 @@
 and the packaged model, registered as the ``challenger``."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
@@ -22,6 +19,7 @@ from flows.stages import (
     train_task,
     windows_task,
 )
+from flows.workspace import workspace
 
 
 def _run_for(job: TrainJob) -> str:
@@ -43,13 +41,12 @@ def train_flow(job: TrainJob) -> dict:
     settings = load_settings()
     run_id = _run_for(job)
     run = RunRef(experiment=settings.train_experiment, run_id=run_id)
-    work = settings.work_dir / run_id
-    windows = windows_task(job, str(work), run)
-    trained = train_task(job, windows["prepared"], windows["info"], str(work), run)
-    calibrated = calibrate_task(job, windows["prepared"], trained["trained"], str(work), run)
-    metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-    registered = register_task(calibrated["detector"], metrics, run) if job.register_model else {}
-    shutil.rmtree(Path(windows["prepared"]), ignore_errors=True)  # the detector folder stays
+    with workspace(settings.work_dir, run_id) as work:
+        windows = windows_task(job, str(work), run)
+        trained = train_task(job, windows["prepared"], windows["info"], str(work), run)
+        calibrated = calibrate_task(job, windows["prepared"], trained["trained"], str(work), run)
+        metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
+        registered = register_task(calibrated["detector"], metrics, run, job.register_model)
     experiment_id = ensure_experiment(settings, settings.train_experiment)
     summary = {"run_id": run_id, "model": job.train.model, "device": trained["device"],
                "best_epoch": trained["best_epoch"], "best_val_loss": trained["best_val_loss"],
@@ -57,8 +54,8 @@ def train_flow(job: TrainJob) -> dict:
                "calibration": calibrated["method"], "train_windows": windows["train_windows"],
                "val_windows": windows["val_windows"], "test_auroc": metrics["auroc"],
                "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
-               "version": registered.get("version"), "model_uri": registered.get("model_uri"),
-               "detector": calibrated["detector"], "link": run_link(settings, experiment_id, run_id)}
+               "version": registered["version"], "model_uri": registered["model_uri"],
+               "link": run_link(settings, experiment_id, run_id)}
     create_markdown_artifact(key="train-summary", markdown=summary_markdown(f"train {job.train.model}", summary),
                              description=f"training of {job.train.model}")
     return summary
