@@ -161,8 +161,10 @@ def train_model(
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     n_features = windows.n_features
-    model = build_model(cfg.model, n_features=n_features, window=cfg.window, hidden=cfg.hidden,
-                        **cfg.model_kwargs)
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.model in BASELINE_NAMES and cfg.model != "persistence":
+        kwargs.setdefault("seed", cfg.seed)  # the forest's trees (and PCA's solver) follow the run's seed
+    model = build_model(cfg.model, n_features=n_features, window=cfg.window, hidden=cfg.hidden, **kwargs)
     if not getattr(model, "trainable", True):
         return _fit_baseline(model, windows, train_idx, val_idx, device, on_epoch)
 

@@ -134,3 +134,47 @@ def test_serve_builds_both_deployments_from_the_settings(monkeypatch):
     assert built["score-nightly"].schedules[0].schedule.cron == "30 1 * * *"
     assert built["retrain"].schedules[0].schedule.cron == "0 3 * * 0"
     assert built["score-nightly"].parameters["inbox"] == "/srv/inbox"
+
+
+def test_flowae_serve_runs_score_nightly_when_its_deployment_is_triggered(scored_store, shared_data, tmp_path):
+    """The real thing: `flowae serve` in its own process on the Prefect API; a run of its
+    score-nightly deployment scores the inbox; SIGTERM stops it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    store, version = scored_store
+    inbox, out = tmp_path / "inbox", tmp_path / "scored"
+    inbox.mkdir()
+    (inbox / DDOS).write_bytes((shared_data / DDOS).read_bytes())
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "MLFLOW_TRACKING_URI": store.tracking_uri,
+           "FLOWAE_INBOX_DIR": str(inbox), "FLOWAE_SCORED_DIR": str(out), "FLOWAE_INBOX_SETTLE_S": "0",
+           "FLOWAE_WORK_DIR": str(tmp_path / "work"), "FLOWAE_ARTIFACT_ROOT": str(store.artifact_root)}
+    serve = subprocess.Popen([str(Path(sys.executable).with_name("flowae")), "serve"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, run = time.monotonic() + 120, None
+        while run is None and time.monotonic() < deadline:
+            try:
+                run = run_deployment("score-nightly/score-nightly", timeout=180)
+            except Exception:  # noqa: BLE001 - not registered yet: serve is still starting
+                time.sleep(2)
+        assert run is not None, "flowae serve did not register score-nightly"
+        assert run.state.is_completed(), run.state
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert [e["status"] for e in ledger.values()] == ["ok"]
+    night = next(out.glob("*T*"))
+    assert pq.read_table(night / "friday-ddos-1000.TrafficLabelling.scored.parquet").num_rows == 1000
+    assert json.loads((night / "summary.json").read_text())["model_version"] == version
