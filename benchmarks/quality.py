@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -174,7 +173,7 @@ def _print(rule: str, seed: int, spec: str, row: dict) -> None:
         + f"  fpr_other={row['fpr_other_day']:.3f}", flush=True)
 
 
-def table(rows: dict[str, list[dict]]) -> str:
+def table(rows: dict[str, list[dict]], ordered: bool = True) -> str:
     """Mean ± standard deviation over seeds, one line per model, sorted by other-day AUROC."""
     columns = [k for k in next(iter(rows.values()))[0] if k not in ("seconds",)]
 
@@ -184,7 +183,8 @@ def table(rows: dict[str, list[dict]]) -> str:
 
     order_key = next((k for k in columns if k.endswith("vs other-day")), columns[0])
     ordered = sorted(rows, key=lambda s: -np.nanmean([v for k in columns if k.endswith("vs other-day")
-                                                       for v in [stat(s, k)[0]]] or [stat(s, order_key)[0]]))
+                                                       for v in [stat(s, k)[0]]] or [stat(s, order_key)[0]])) \
+        if ordered else list(rows)
     head = "| model | " + " | ".join(columns) + " |"
     rule = "|---|" + "---:|" * len(columns)
     lines = [head, rule]
@@ -267,6 +267,27 @@ def family_answers(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+READING = """Reading the tables:
+
+- Scored by their own reconstruction error, every family ranks other days' benign flows *above*
+  the attacks on PortScan (AUROC below 0.5) and is far below a single-flow PCA or IsolationForest:
+  the error measures how complex a flow is to reconstruct (scans are simple flows), and windows of
+  repeated attack flows are easy to reconstruct. Shorter windows helped; a wider bottleneck,
+  robust scaling and longer training did not (training to convergence fitted the training day and
+  transferred worse).
+- Scoring each flow by the Mahalanobis distance of its per-feature errors (fitted on benign
+  validation flows) normalises that away; adding the flow's own scaled features to the same
+  distance catches flows unlike any benign flow even when their neighbours look alike (the DDoS
+  burst). With that rule the families are within a few hundredths of each other; `lstm_ae_seq`
+  and a single-flow PCA rank higher by AUROC but exceed 2% false positives on other days, and
+  scoring windows at stride 1 gains a little AUROC for 16 times the scoring work.
+- A threshold set on the training day gives about twice its false-positive rate on other days,
+  hence the 0.5% target. At that operating point few attack flows are flagged (the attack flows sit
+  in the upper tail of benign scores, not beyond it): the score is best read as a ranking, as the
+  nightly summary's top flows do.
+"""
+
+
 def report(out: dict, args, seconds: float, command: str) -> str:
     header = (f"## Detection quality on the real rows\n\n- Machine: {args.machine}\n"
               f"- Date: {dt.date.today().isoformat()}\n- Command: `{command}` ({seconds / 60:.0f} min)\n"
@@ -280,7 +301,8 @@ def report(out: dict, args, seconds: float, command: str) -> str:
     if "raw" in out["tables"]:
         parts += ["### Every model with its own score\n", table(out["tables"]["raw"]), "", family_answers(out)]
     if "levers" in out["tables"]:
-        parts += ["### What moved the numbers (`lstm_ae`, first seed)\n", table(out["tables"]["levers"]), ""]
+        parts += ["### What moved the numbers (`lstm_ae`, first seed, in the order tried)\n",
+                  table(out["tables"]["levers"], ordered=False), "", READING]
     parts.append("![ROC of every model, attacks vs other-day benign](quality_roc.png)\n")
     return "\n".join(parts)
 
@@ -301,8 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", help="folder for the ingested rows (default: a temp folder)")
     parser.add_argument("--write-docs", action="store_true")
-    parser.add_argument("--machine", default=f"{platform.machine()}, {__import__('os').cpu_count()} cores")
+    parser.add_argument("--machine", default=None)
     args = parser.parse_args(argv)
+    if args.machine is None:
+        from benchmarks.measure import machine
+
+        args.machine = machine()
     started = time.perf_counter()
     out = run(args)
     command = ("python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
