@@ -7,9 +7,8 @@ from typing import Any
 import mlflow
 
 from components.data.ingest import FileReport, IngestConfig
-from components.tracking import file_dataset
 from components.settings import Settings
-from components.tracking import ensure_experiment
+from components.tracking import ensure_experiment, file_dataset
 
 
 def log_ingest_run(settings: Settings, cfg: IngestConfig, reports: list[FileReport],

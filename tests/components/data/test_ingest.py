@@ -11,7 +11,7 @@ import pytest
 
 from components.data.contract import load_contract
 from components.data.ingest import IngestConfig, ingest_file, ingest_paths
-from components.data.readers import discover_inputs
+from components.data.inputs import discover_inputs
 
 MLCVE = "friday-afternoon-benign-head.MachineLearningCVE.csv"
 TL_BENIGN = "friday-afternoon-benign-head.TrafficLabelling.csv"
@@ -248,12 +248,14 @@ def test_file_that_disappears_fails_and_others_go_on(shared_data, tmp_path):
     write(folder, "b.csv", real_lines(shared_data))
     listed = discover_inputs([str(folder)]).files
     (folder / "a.csv").unlink()  # gone between listing and reading
-    result = ingest_paths([str(p) for p in listed], cfg(tmp_path))
+    result = ingest_paths([str(p.path) for p in listed], cfg(tmp_path))
     got = [(Path(r.source).name, r.status, r.error) for r in result.reports]
-    assert got == [("a.csv", "failed", "file not found (missing or removed before it could be read)"),
-                   ("b.csv", "ok", None)]
+    # files with curated rows come first, in capture order; failed ones follow in the given order
+    assert got == [("b.csv", "ok", None),
+                   ("a.csv", "failed", "file not found (missing or removed before it could be read)")]
+    assert (result.reports[1].rows_in, result.reports[1].sha256) == (0, None)
     assert not result.ok
-    assert result.reports[0].one_line() == (
+    assert result.reports[1].one_line() == (
         "a.csv: failed, rows in 0, curated 0, quarantined 0, "
         "file not found (missing or removed before it could be read)")
 
@@ -348,16 +350,19 @@ def test_label_outside_the_set_is_quarantined(shared_data, tmp_path):
     assert quarantine(tmp_path, "label")["label"].to_pylist() == ["Evil Traffic"]
 
 
-def test_out_of_range_and_unparsable_timestamp_are_quarantined(shared_data, tmp_path):
+def test_out_of_range_is_quarantined_but_an_unparsable_timestamp_keeps_its_row(shared_data, tmp_path):
     lines = real_lines(shared_data)
     lines[1] = with_field(lines[1], 2, b"70000")  # Source Port
-    lines[2] = with_field(lines[2], 6, b"yesterday")  # Timestamp
+    lines[2] = with_field(lines[2], 6, b"yesterday")  # Timestamp: not a model input, row kept
     lines[3] = with_field(lines[3], 8, b"-3")  # Total Fwd Packets
     report = ingest_file(write(tmp_path, "range.csv", lines), cfg(tmp_path))
     assert report.quarantine_reasons == {"source_port: above max 65535": 1,
-                                         "timestamp: unparsable": 1,
                                          "total_fwd_packets: below min 0": 1}
-    assert report.rows_curated == 2
+    assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 3, 2)
+    assert report.timestamps_unparsable == 1
+    table = curated(tmp_path, "range")
+    assert table["row_number"].to_pylist() == [2, 4, 5]
+    assert table["timestamp"].to_pylist()[0] is None
 
 
 @pytest.mark.parametrize("dash", [b"\x96", "\u2013".encode(), b"\xc2\x96", "\ufffd".encode()],
