@@ -56,6 +56,16 @@ class InputFile:
     def gzipped(self) -> bool:
         return self.name.lower().endswith(GZIP_SUFFIX)
 
+    def size(self) -> int:
+        """Bytes to read (a member: uncompressed); 0 when it cannot be told."""
+        try:
+            if self.member is None:
+                return Path(self.path).stat().st_size
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.getinfo(self.member).file_size
+        except (OSError, KeyError, zipfile.BadZipFile):
+            return 0
+
     @property
     def looks_parquet(self) -> bool:
         return PurePosixPath(self.name.lower().removesuffix(GZIP_SUFFIX)).suffix in PARQUET_SUFFIXES

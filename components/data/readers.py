@@ -170,7 +170,7 @@ def open_source(data: InputBytes, block_size: int = 8 << 20) -> RawSource:
         raise FileLevelError("a zip archive holds many inputs: list its members with discover_inputs"
                              if zipfile.is_zipfile(item.path) else "not a readable zip archive")
     head = b""
-    if data.stream is data.hashed:  # a plain file: sniff its first bytes, then start again
+    if data.stream is data.hashed and isinstance(data.hashed, HashedFile):  # a plain file: sniff
         head = data.hashed.read(8)
         data.hashed.seek(0)
     if item.looks_parquet or head.startswith(b"PAR1"):

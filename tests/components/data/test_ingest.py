@@ -12,6 +12,7 @@ import pytest
 from components.data.contract import load_contract
 from components.data.ingest import IngestConfig, ingest_file, ingest_paths
 from components.data.inputs import discover_inputs
+from components.data.readers import sha256_file
 
 MLCVE = "friday-afternoon-benign-head.MachineLearningCVE.csv"
 TL_BENIGN = "friday-afternoon-benign-head.TrafficLabelling.csv"
@@ -56,7 +57,8 @@ def quarantine(tmp_path: Path, stem: str) -> pa.Table:
 @pytest.fixture(scope="module")
 def real_run(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("real")
-    result = ingest_paths([str(shared_data / "*.csv")], IngestConfig(out=out / "out", run_gx=True))
+    result = ingest_paths([str(shared_data / "*.csv")],
+                          IngestConfig(out=out / "out", run_gx=True, gx_sample_rows=2000))
     return out, result
 
 
@@ -154,14 +156,23 @@ def test_real_files_manifest_and_gx(real_run):
     manifest = json.loads((out / "out" / "manifest.json").read_text())
     assert manifest["contract_version"] == load_contract().version
     entry = manifest["files"][0]
-    for key in ("source", "sha256", "status", "error", "rows_in", "rows_curated", "rows_quarantined"):
+    for key in ("source", "sha256", "status", "error", "rows_in", "rows_curated", "rows_quarantined",
+                "first_timestamp", "timestamp_clock", "timestamps_unparsable", "validation_sample_rows"):
         assert key in entry
     assert len(entry["sha256"]) == 64
+    by_name = {Path(f["source"]).name: f for f in manifest["files"]}
+    assert by_name[DDOS]["sha256"] == sha256_file(Path(by_name[DDOS]["source"]))  # hashed while read
     assert all(f["validation_success"] is True for f in manifest["files"])
+    assert {name: f["validation_sample_rows"] for name, f in by_name.items() if name in (MLCVE, DDOS)} \
+        == {MLCVE: 2000, DDOS: 1000}  # at most gx_sample_rows, drawn across the whole file
+    assert {name: (f["timestamp_clock"], f["first_timestamp"]) for name, f in by_name.items()
+            if name in (MLCVE, DDOS, PORTSCAN)} == {
+        MLCVE: (None, None), DDOS: ("12h", "2017-07-07T15:56:00"), PORTSCAN: ("12h", "2017-07-07T13:05:00")}
+    assert manifest["order"]["guessed"] is True  # excerpts: no day in the names, not all timestamped
     report = json.loads((out / "out" / "validation" / f"{Path(MLCVE).stem}.json").read_text())
     assert report["summary"]["success"] is True
-    assert report["summary"]["chunks"] == 1
-    assert report["gx_results"][0]["success"] is True
+    assert (report["summary"]["sample_rows"], report["summary"]["rows_offered"]) == (2000, 9998)
+    assert report["gx_results"][0]["results"][1]["result"]["element_count"] == 2000
     assert (out / "out" / "validation" / "data_docs" / "index.html").is_file()
 
 
@@ -422,3 +433,42 @@ def test_outputs_are_written_atomically(shared_data, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         ingest_file(path, cfg(tmp_path))
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+
+
+# --- capture order ----------------------------------------------------------------------------
+
+def test_manifest_lists_files_in_capture_order_from_their_names(shared_data, tmp_path):
+    friday = write(tmp_path, "Friday-WorkingHours-Afternoon-DDos.pcap_ISCX.csv", real_lines(shared_data))
+    monday = write(tmp_path, "Monday-WorkingHours.pcap_ISCX.csv", real_lines(shared_data, TL_BENIGN))
+    result = ingest_paths([str(friday), str(monday)], cfg(tmp_path))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [Path(f["source"]).name for f in manifest["files"]] == [monday.name, friday.name]
+    assert manifest["order"] == {"files": [monday.name, friday.name],
+                                 "method": "capture day and part from file names", "guessed": False,
+                                 "keys": {monday.name: "monday day", friday.name: "friday afternoon #2"}}
+    assert [r.name for r in result.reports] == [monday.name, friday.name]
+    assert [f["first_timestamp"] for f in manifest["files"]] == ["2017-07-07T15:30:00",
+                                                                 "2017-07-07T15:56:00"]
+    assert {f["timestamp_clock"] for f in manifest["files"]} == {"12h"}
+
+
+def test_without_day_names_first_timestamps_decide(shared_data, tmp_path):
+    ddos = write(tmp_path, "ddos.csv", real_lines(shared_data, DDOS))
+    scan = write(tmp_path, "scan.csv", real_lines(shared_data, PORTSCAN))  # 13:05, before 15:56
+    result = ingest_paths([str(ddos), str(scan)], cfg(tmp_path))
+    order = result.manifest["order"]
+    assert (order["files"], order["method"], order["guessed"]) == (
+        ["scan.csv", "ddos.csv"], "first timestamp of each file", False)
+    assert [f["first_timestamp"] for f in result.manifest["files"]] == ["2017-07-07T13:05:00",
+                                                                        "2017-07-07T15:56:00"]
+
+
+def test_otherwise_the_given_order_is_a_guess_that_says_so(shared_data, tmp_path):
+    from components.data.capture_order import FileOrder
+
+    b = write(tmp_path, "b.csv", real_lines(shared_data, MLCVE), end=b"\r\n")
+    a = write(tmp_path, "a.csv", real_lines(shared_data, MLCVE), end=b"\r\n")
+    result = ingest_paths([str(b), str(a)], cfg(tmp_path))
+    order = FileOrder(**result.manifest["order"])
+    assert (order.files, order.guessed) == (["b.csv", "a.csv"], True)
+    assert order.warning().startswith("file order is a guess (order given on the command line)")
