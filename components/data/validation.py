@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -77,12 +78,18 @@ class CheckedBatch:
     stats: ColumnStats
 
 
+def _rows(frame_idx: pa.Array) -> np.ndarray:
+    return frame_idx.to_numpy(zero_copy_only=False)
+
+
+@lru_cache(maxsize=64)
 def curated_schema(plan: HeaderPlan) -> pa.Schema:
     """Typed columns present in the file, in contract order, then source_file and row_number."""
     fields = [pa.field(c.spec.name, arrow_type(c.spec.dtype)) for c in plan.columns]
     return pa.schema(fields + [pa.field("source_file", pa.string()), pa.field("row_number", pa.int64())])
 
 
+@lru_cache(maxsize=64)
 def quarantine_schema(plan: HeaderPlan) -> pa.Schema:
     """Raw values as text (so nothing is lost to a failed cast), then where the row came from and why."""
     fields = [pa.field(c.spec.name, pa.string()) for c in plan.columns]
@@ -91,6 +98,7 @@ def quarantine_schema(plan: HeaderPlan) -> pa.Schema:
                                pa.field("quarantine_reason", pa.string())])
 
 
+@lru_cache(maxsize=64)
 def validation_schema(plan: HeaderPlan) -> pa.Schema:
     """What GX sees: typed values before quarantine (int columns nullable), plus row_number."""
     fields = [pa.field(c.spec.name, arrow_type(c.spec.dtype)) for c in plan.columns]
@@ -207,10 +215,12 @@ def check_batch(batch: RawBatch | ParsedBatch, plan: HeaderPlan, contract: Contr
         spec, name = mapped.spec, mapped.spec.name
         if spec.role == "label":
             rules.add((order, 0), label.missing, "label: missing")
-            rules.add((order, 1), label.unknown, pc.binary_join_element_wise(
-                pa.scalar("label: unknown '"), label.original, pa.scalar("'"), ""))
+            if label.unknown.any():
+                rules.add((order, 1), label.unknown, pc.binary_join_element_wise(
+                    pa.scalar("label: unknown '"), label.original, pa.scalar("'"), ""))
             typed[name] = label.values
-            frame[name] = pc.if_else(pa.array(label.missing), None, label.values).take(frame_idx)
+            frame[name] = pc.if_else(pa.array(label.missing[_rows(frame_idx)]), None,
+                                     label.values.take(frame_idx))
         elif spec.dtype in NUMERIC:
             typed[name], frame[name] = numeric.columns[name]
         elif spec.dtype == "timestamp":
@@ -237,7 +247,11 @@ def check_batch(batch: RawBatch | ParsedBatch, plan: HeaderPlan, contract: Contr
     if bad.any():
         bad_idx = np.flatnonzero(bad)
         taken = pa.array(bad_idx)
-        empty = _all_blank([raw.columns[m.position].take(taken) for m in plan.columns])
+        empty = np.zeros(len(bad_idx), dtype=bool)
+        maybe = np.flatnonzero(label.missing[bad_idx])  # an empty row has no label either
+        if len(maybe):
+            picked = pa.array(bad_idx[maybe])
+            empty[maybe] = _all_blank([raw.columns[m.position].take(picked) for m in plan.columns])
         header = label.is_header[bad_idx] & ~empty
         reason_arr = rules.reasons_for(bad_idx, [(empty, "empty row"), (header, "repeated header line")])
         reasons.update(reason_arr.to_pylist())
@@ -289,10 +303,7 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
     order = {m.spec.name: i for i, m in enumerate(plan.columns)}
     cols, arrays = parsed.columns, parsed.arrays
     values, missing, unparsable = parsed.values, parsed.missing, parsed.unparsable
-    lo = np.array([-np.inf if m.spec.min is None else m.spec.min for m in cols], dtype=np.float64)
-    hi = np.array([np.inf if m.spec.max is None else m.spec.max for m in cols], dtype=np.float64)
-    is_int = np.array([m.spec.dtype == "int64" for m in cols], dtype=bool)
-    is_feature = np.array([m.spec.role == "feature" for m in cols], dtype=bool)
+    lo, hi, is_int, is_feature = _bounds(tuple(cols))
 
     nan = np.isnan(values) & ~missing & ~unparsable
     inf = np.isinf(values)
@@ -344,6 +355,15 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
         out.columns[name] = (curated, _gx_values(gx_raw, j, frame_rows, missing, unparsable,
                                                  fractional, is_int[j]))
     return out
+
+
+@lru_cache(maxsize=64)
+def _bounds(cols: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per numeric column: min, max (+-inf when open), whether int64, whether a model feature."""
+    return (np.array([-np.inf if m.spec.min is None else m.spec.min for m in cols], dtype=np.float64),
+            np.array([np.inf if m.spec.max is None else m.spec.max for m in cols], dtype=np.float64),
+            np.array([m.spec.dtype == "int64" for m in cols], dtype=bool),
+            np.array([m.spec.role == "feature" for m in cols], dtype=bool))
 
 
 def _gx_values(gx_raw: np.ndarray | None, j: int, rows: np.ndarray, missing: np.ndarray,
