@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,7 @@ class InputBytes:
         """Digest of the input (a zip member: of its content); reads what was not read yet."""
         try:
             return self.hashed.hexdigest()
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile):
             return None
 
     def close(self) -> None:
@@ -220,6 +221,8 @@ def _read_header(guard: CsvLineGuard) -> list[str]:
     """First line as field names; reject binary content and header-only files before pyarrow."""
     head, complete = guard.peek(SNIFF_BYTES)
     raw = guard.raw_head
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileLevelError("UTF-16 text: save it as a UTF-8 (or cp1252) CSV file")
     if b"\x00" in raw:
         raise FileLevelError("binary content (NUL bytes), not a CSV file")
     if raw and (sum(raw.count(c) for c in _CONTROL) > 0.01 * len(raw) or _mostly_undecodable(raw)):

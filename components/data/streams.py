@@ -14,6 +14,7 @@ import codecs
 import hashlib
 import io
 import os
+import zipfile
 import zlib
 from collections import deque
 from pathlib import Path
@@ -24,7 +25,7 @@ from components.data.errors import FileLevelError
 
 #: What a line with an unterminated quote is replaced by; the reader reports it as a bad line.
 BROKEN_LINE_MARKER = "\x00flowae:unterminated-quote:"
-DECOMPRESSION_ERRORS = (EOFError, zlib.error, OSError)
+DECOMPRESSION_ERRORS = (EOFError, zlib.error, zipfile.BadZipFile, OSError)
 
 
 def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -123,12 +124,17 @@ class HashingStream(io.RawIOBase):
         self._sha = hashlib.sha256()
         self.size = size
         self.bytes_read = 0
+        self._broken = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+        try:
+            data = self._raw.read(size)
+        except BaseException:
+            self._broken = True
+            raise
         self._sha.update(data)
         self.bytes_read += len(data)
         return data
@@ -139,8 +145,11 @@ class HashingStream(io.RawIOBase):
         return len(data)
 
     def hexdigest(self) -> str:
-        while self.read(1 << 20):
+        """Digest of the whole content; ValueError when part of it could not be read."""
+        while not self._broken and self.read(1 << 20):
             pass
+        if self._broken:
+            raise ValueError("the content could not be read whole")
         return self._sha.hexdigest()
 
     def close(self) -> None:

@@ -80,3 +80,21 @@ def test_a_broken_archive_fails_with_the_reason(real):
     [report] = ingest_paths([str(real.tmp / "GeneratedLabelledFlows.zip")], real.cfg()).reports
     assert (report.status, report.error, real.counts(report)) == ("failed", "not a readable zip archive",
                                                                   (0, 0, 0))
+
+
+def test_a_corrupt_member_fails_alone_and_has_no_digest(real):
+    archive = real.tmp / "GeneratedLabelledFlows.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # stored, so that one flipped byte breaks the CRC
+        zf.writestr("TrafficLabelling/Monday-WorkingHours.pcap_ISCX.csv", b"\n".join(real.lines(rows=40)))
+        zf.writestr("TrafficLabelling/Tuesday-WorkingHours.pcap_ISCX.csv", b"\n".join(real.lines(rows=4)))
+    data = bytearray(archive.read_bytes())
+    data[5000] ^= 0xFF  # inside Monday's content
+    archive.write_bytes(bytes(data))
+    result = ingest_paths([str(archive)], real.cfg())
+    got = {r.name: (r.status, r.error, r.sha256 is None, real.counts(r)) for r in result.reports}
+    assert got == {
+        "Tuesday-WorkingHours.pcap_ISCX.csv": ("ok", None, False, (4, 4, 0)),
+        "Monday-WorkingHours.pcap_ISCX.csv": (
+            "failed", "corrupt archive member: Bad CRC-32 for file "
+            "'TrafficLabelling/Monday-WorkingHours.pcap_ISCX.csv'", True, (0, 0, 0)),
+    }
