@@ -91,7 +91,7 @@ class _DocsContext:
         result = batch.validate(suite_obj, result_format={"result_format": "BASIC"})
         if self.site is not None:
             suite_id = ExpectationSuiteIdentifier(name=suite_obj.name)
-            run_id = RunIdentifier(run_name=name, run_time=dt.datetime.now(dt.timezone.utc))
+            run_id = RunIdentifier(run_name=name, run_time=dt.datetime.now(dt.UTC))
             key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
                                              batch_identifier=batch.id)
             self.context.validation_results_store.store_validation_results(result, key, suite_id)

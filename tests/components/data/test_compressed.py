@@ -95,6 +95,6 @@ def test_a_corrupt_member_fails_alone_and_has_no_digest(real):
     assert got == {
         "Tuesday-WorkingHours.pcap_ISCX.csv": ("ok", None, False, (4, 4, 0)),
         "Monday-WorkingHours.pcap_ISCX.csv": (
-            "failed", "corrupt archive member: Bad CRC-32 for file "
-            "'TrafficLabelling/Monday-WorkingHours.pcap_ISCX.csv'", True, (0, 0, 0)),
+            "failed", ("corrupt archive member: Bad CRC-32 for file "
+                       "'TrafficLabelling/Monday-WorkingHours.pcap_ISCX.csv'"), True, (0, 0, 0)),
     }
