@@ -35,6 +35,10 @@ def _mask(arr: pa.Array) -> np.ndarray:
     return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
 
 
+def _nulls(arr: pa.Array) -> np.ndarray:
+    return _mask(pc.is_null(arr)) if arr.null_count else np.zeros(len(arr), dtype=bool)
+
+
 def _is_text(arr: pa.Array) -> bool:
     return pa.types.is_binary(arr.type) or pa.types.is_string(arr.type) or \
         pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type)
@@ -61,10 +65,10 @@ def parse_numeric(arr: pa.Array) -> Parsed:
             values = pc.cast(arr, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return parse_numeric(pc.cast(arr, pa.string()))
-        return Parsed(values, _mask(pc.is_null(values)), np.zeros(n, dtype=bool))
+        return Parsed(values, _nulls(values), np.zeros(n, dtype=bool))
     try:  # fast path: a clean column casts in one go
         values = pc.cast(arr, pa.float64())
-        return Parsed(values, _mask(pc.is_null(values)), np.zeros(n, dtype=bool))
+        return Parsed(values, _nulls(values), np.zeros(n, dtype=bool))
     except pa.ArrowInvalid:
         pass
     missing = _missing_text(arr)
@@ -110,11 +114,14 @@ def parse_timestamp(arr: pa.Array, formats: tuple[str, ...]) -> ParsedTimestamp:
         values = pc.cast(arr, pa.timestamp("ms"))
         valid = _mask(pc.is_valid(values))
         return ParsedTimestamp(values, ~valid, none, valid, none)
-    text = pc.utf8_trim_whitespace(to_text(arr))
-    missing = _mask(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0)))
-    left = n - int(missing.sum())
-    values = pa.nulls(n, pa.timestamp("s"))
-    plain, marked = none.copy(), none.copy()
+    # flow records share a few timestamps per minute: parse each distinct text once
+    encoded = pc.dictionary_encode(arr if pa.types.is_binary(arr.type) or pa.types.is_string(arr.type)
+                                   else to_text(arr))
+    text = pc.utf8_trim_whitespace(to_text(encoded.dictionary))
+    empty = _mask(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0)))
+    values = pa.nulls(len(text), pa.timestamp("s"))
+    plain, marked = np.zeros(len(text), dtype=bool), np.zeros(len(text), dtype=bool)
+    left = int((~empty).sum())
     for fmt in formats:
         if left == 0:
             break
@@ -125,8 +132,17 @@ def parse_timestamp(arr: pa.Array, formats: tuple[str, ...]) -> ParsedTimestamp:
         (marked if "%p" in fmt else plain)[new] = True
         values = pc.coalesce(values, parsed)
         left -= int(new.sum())
-    unparsable = ~_mask(pc.is_valid(values)) & ~missing
-    return ParsedTimestamp(pc.cast(values, pa.timestamp("ms")), missing, unparsable, plain, marked)
+    unparsable = ~_mask(pc.is_valid(values)) & ~empty
+    idx = encoded.indices
+    rows = pc.fill_null(idx, 0).to_numpy(zero_copy_only=False) if len(text) else np.zeros(n, np.int64)
+    is_null = _mask(pc.is_null(idx))
+
+    def per_row(mask: np.ndarray) -> np.ndarray:
+        return (mask[rows] if len(text) else none) & ~is_null
+
+    values = pc.cast(values, pa.timestamp("ms")).take(idx) if len(text) else pa.nulls(n, pa.timestamp("ms"))
+    return ParsedTimestamp(values, per_row(empty) | is_null, per_row(unparsable), per_row(plain),
+                           per_row(marked))
 
 
 def parse_text(arr: pa.Array) -> Parsed:

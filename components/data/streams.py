@@ -187,19 +187,18 @@ class CsvLineGuard(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        want = size if size is not None and size >= 0 else 1 << 62
-        while self._ready_bytes < want and not self._eof:
-            self._fill()
-        out, got = [], 0
-        while self._ready and got < want:
-            piece = self._ready.popleft()
-            if got + len(piece) > want:
-                piece, rest = piece[: want - got], piece[want - got:]
-                self._ready.appendleft(rest)
-            out.append(piece)
-            got += len(piece)
-        self._ready_bytes -= got
-        return b"".join(out)
+        """Up to ``size`` bytes, whole repaired lines where possible: a short read is not the end
+        (pyarrow reads on until it gets nothing), and it saves copying blocks into one another."""
+        while not self._ready and not self._eof:
+            self._fill(size if size and size > 0 else self._chunk)
+        if not self._ready:
+            return b""
+        piece = self._ready.popleft()
+        if size is not None and 0 <= size < len(piece):
+            piece, rest = piece[:size], piece[size:]
+            self._ready.appendleft(rest)
+        self._ready_bytes -= len(piece)
+        return piece
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -212,16 +211,16 @@ class CsvLineGuard(io.RawIOBase):
             self._fill()
         return b"".join(self._ready)[:size], self._eof and self._ready_bytes <= size
 
-    def _read_source(self) -> bytes:
+    def _read_source(self, size: int) -> bytes:
         try:
-            return self._src.read(self._chunk)
+            return self._src.read(max(size - len(self._carry), 1 << 16))
         except DECOMPRESSION_ERRORS as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise  # a real I/O error: may be transient
             raise FileLevelError(f"corrupt {self._what}: {exc}") from None
 
-    def _fill(self) -> None:
-        raw = self._read_source()
+    def _fill(self, size: int | None = None) -> None:
+        raw = self._read_source(size or self._chunk)
         if not self.raw_head:
             self.raw_head = raw[: 1 << 16]
         if self.cr_only is None and raw:

@@ -150,8 +150,7 @@ class NumericColumns:
     columns: list  # MappedColumn, in contract order
     arrays: list[pa.Array]  # float64, null where missing or unparsable
     values: np.ndarray  # float64, NaN where missing or unparsable; column-major
-    missing: np.ndarray  # bool, same shape
-    unparsable: np.ndarray
+    nulls: dict[int, tuple[np.ndarray, np.ndarray]]  # column -> (missing, unparsable), if any
 
 
 @dataclass
@@ -170,18 +169,17 @@ def parse_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract) -> ParsedBa
     label_col = plan.column("label")
     label = parse_label(raw.columns[label_col.position], contract, header_label_text(plan))
     cols = [m for m in plan.columns if m.spec.dtype in NUMERIC]
-    n, k = raw.rows, len(cols)
-    values = np.empty((n, k), dtype=np.float64, order="F")
-    missing = np.zeros((n, k), dtype=bool, order="F")
-    unparsable = np.zeros((n, k), dtype=bool, order="F")
+    values = np.empty((raw.rows, len(cols)), dtype=np.float64, order="F")
+    nulls: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     arrays = []
     for j, mapped in enumerate(cols):
         parsed = parse_numeric(raw.columns[mapped.position])
         arr = parsed.values
-        values[:, j] = (pc.fill_null(arr, np.nan) if arr.null_count else arr).to_numpy(zero_copy_only=False)
         if arr.null_count:
-            missing[:, j] = parsed.missing
-            unparsable[:, j] = parsed.unparsable
+            values[:, j] = pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False)
+            nulls[j] = (parsed.missing, parsed.unparsable)
+        else:
+            values[:, j] = arr.to_numpy(zero_copy_only=False)
         arrays.append(arr)
     timestamp, texts = None, {}
     for mapped in plan.columns:
@@ -189,8 +187,7 @@ def parse_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract) -> ParsedBa
             timestamp = parse_timestamp(raw.columns[mapped.position], contract.timestamp_formats)
         elif mapped.spec.dtype == "string" and mapped.spec.role != "label":
             texts[mapped.spec.name] = parse_text(raw.columns[mapped.position])
-    return ParsedBatch(raw, label, NumericColumns(cols, arrays, values, missing, unparsable),
-                       timestamp, texts)
+    return ParsedBatch(raw, label, NumericColumns(cols, arrays, values, nulls), timestamp, texts)
 
 
 def check_batch(batch: RawBatch | ParsedBatch, plan: HeaderPlan, contract: Contract, source_file: str,
@@ -298,86 +295,77 @@ class _NumericChecks:
 def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rules,
                            stats: ColumnStats, policy: InvalidValuePolicy,
                            frame_idx: pa.Array) -> _NumericChecks:
-    """Range, finiteness and integrality of every numeric column at once, on the (rows x columns)
-    matrix: a handful of numpy calls per batch instead of a dozen per column."""
+    """Range, finiteness and integrality of every numeric column. One pass over the (rows x
+    columns) matrix finds the columns with any value out of bounds (NaN, +-inf and missing values
+    are never within bounds); only those, and the int64 columns, are looked at one by one."""
     order = {m.spec.name: i for i, m in enumerate(plan.columns)}
-    cols, arrays = parsed.columns, parsed.arrays
-    values, missing, unparsable = parsed.values, parsed.missing, parsed.unparsable
+    cols, arrays, values = parsed.columns, parsed.arrays, parsed.values
     lo, hi, is_int, is_feature = _bounds(tuple(cols))
-
-    nan = np.isnan(values) & ~missing & ~unparsable
-    inf = np.isinf(values)
-    below = values < lo  # NaN compares False, so only finite and -inf values can be below
-    above = values > hi
-    below &= ~inf
-    above &= ~inf
-    fractional = np.zeros_like(nan)
-    beyond = np.zeros_like(nan)
-    if is_int.any():
-        sub = values[:, is_int]
-        finite = np.isfinite(sub)
-        fractional[:, is_int] = finite & (sub != np.trunc(sub))
-        beyond[:, is_int] = finite & ((sub >= INT64_LIMIT) | (sub < -INT64_LIMIT)) & ~below[:, is_int] \
-            & ~above[:, is_int]
-    invalid = missing | nan | inf
-    imputing = is_feature & (policy == "impute")
-
-    null_counts, inf_counts, text_counts = (missing | nan).sum(0), inf.sum(0), unparsable.sum(0)
-    problems = [(0, unparsable, "not a number"), (1, below, None), (2, above, None),
-                (3, fractional, "not an integer"), (4, beyond, "beyond int64"),
-                (5, missing, "missing"), (6, nan, "NaN"), (7, inf, "infinite")]
-    any_by_column = {rank: mask.any(axis=0) for rank, mask, _ in problems}
+    inside = (values >= lo) & (values <= hi)
+    suspect = set(np.flatnonzero(~inside.all(axis=0)).tolist()) | set(np.flatnonzero(is_int).tolist())
     frame_rows = frame_idx.to_numpy()
-    gx_raw = values[frame_rows] if len(frame_rows) else None  # before imputation: GX sees the file as it is
     out = _NumericChecks({}, [])
     for j, mapped in enumerate(cols):
-        name, spec = mapped.spec.name, mapped.spec
-        stats.null[name] += int(null_counts[j])
-        stats.inf[name] += int(inf_counts[j])
-        stats.text[name] += int(text_counts[j])
-        for rank, mask, text in problems:
-            if not any_by_column[rank][j] or (rank >= 5 and imputing[j]):
-                continue
-            if rank == 1:
-                text = f"below min {spec.min:g}"
-            elif rank == 2:
-                text = f"above max {spec.max:g}"
-            rules.add((order[name], rank), mask[:, j], f"{name}: {text}")
+        spec, name = mapped.spec, mapped.spec.name
+        column = values[:, j]
+        gx = column[frame_rows]  # before imputation: GX sees the file as it is
+        if j not in suspect:
+            out.columns[name] = (arrays[j], pa.array(gx, pa.float64()))
+            continue
+        none = np.zeros(len(column), dtype=bool)
+        missing, unparsable = parsed.nulls.get(j, (none, none))
+        nan = np.isnan(column) & ~missing & ~unparsable
+        inf = np.isinf(column)
+        below = (column < spec.min) & ~inf if spec.min is not None else none
+        above = (column > spec.max) & ~inf if spec.max is not None else none
+        fractional = beyond = none
+        if is_int[j]:
+            finite = np.isfinite(column)
+            fractional = finite & (column != np.trunc(column))
+            beyond = finite & (np.abs(column) >= INT64_LIMIT) & ~below & ~above
+        invalid = missing | nan | inf
+        imputing = bool(is_feature[j]) and policy == "impute"
+        stats.null[name] += int((missing | nan).sum())
+        stats.inf[name] += int(inf.sum())
+        stats.text[name] += int(unparsable.sum())
+        checks = [(unparsable, "not a number"), (below, f"below min {_fmt(spec.min)}"),
+                  (above, f"above max {_fmt(spec.max)}"), (fractional, "not an integer"),
+                  (beyond, "beyond int64")]
+        if not imputing:
+            checks += [(missing, "missing"), (nan, "NaN"), (inf, "infinite")]
+        for rank, (mask, text) in enumerate(checks):
+            rules.add((order[name], rank), mask, f"{name}: {text}")
         curated = arrays[j]
-        if imputing[j] and invalid[:, j].any():
-            column = values[:, j]
-            usable = np.isfinite(column) & ~below[:, j] & ~above[:, j]
+        if imputing and invalid.any():
+            usable = np.isfinite(column) & ~below & ~above
             fill = float(np.median(column[usable])) if usable.any() else 0.0
-            curated = pa.array(np.where(invalid[:, j], fill, column), pa.float64())
-            out.imputed.append((name, invalid[:, j]))
-        elif arrays[j].null_count:
-            curated = pa.array(values[:, j], pa.float64())  # nulls only in rows that are quarantined
-        out.columns[name] = (curated, _gx_values(gx_raw, j, frame_rows, missing, unparsable,
-                                                 fractional, is_int[j]))
+            curated = pa.array(np.where(invalid, fill, column), pa.float64())
+            out.imputed.append((name, invalid))
+        elif curated.null_count:
+            curated = pa.array(column, pa.float64())  # nulls only in rows that are quarantined
+        null = (missing | unparsable)[frame_rows]
+        if is_int[j]:
+            null |= ~np.isfinite(gx) | fractional[frame_rows] | (np.abs(gx) >= INT64_LIMIT)
+            gx_values = pa.array(np.where(null, 0, gx).astype(np.int64), pa.int64(), mask=null)
+        else:
+            gx_values = pa.array(gx, pa.float64(), mask=null)
+        out.columns[name] = (curated, gx_values)
     return out
+
+
+def _fmt(value: float | None) -> str:
+    return f"{value:g}" if value is not None else ""
 
 
 @lru_cache(maxsize=64)
 def _bounds(cols: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per numeric column: min, max (+-inf when open), whether int64, whether a model feature."""
-    return (np.array([-np.inf if m.spec.min is None else m.spec.min for m in cols], dtype=np.float64),
-            np.array([np.inf if m.spec.max is None else m.spec.max for m in cols], dtype=np.float64),
+    """Per numeric column: min and max (the largest finite float when open, so that +-inf and NaN
+    are never within bounds), whether int64, whether a model feature."""
+    top = np.finfo(np.float64).max
+    return (np.array([-top if m.spec.min is None else m.spec.min for m in cols], dtype=np.float64),
+            np.array([top if m.spec.max is None else m.spec.max for m in cols], dtype=np.float64),
             np.array([m.spec.dtype == "int64" for m in cols], dtype=bool),
             np.array([m.spec.role == "feature" for m in cols], dtype=bool))
-
-
-def _gx_values(gx_raw: np.ndarray | None, j: int, rows: np.ndarray, missing: np.ndarray,
-               unparsable: np.ndarray, fractional: np.ndarray, is_int: bool) -> pa.Array:
-    """Column ``j`` of the rows GX sees: null where missing or not a number; an int column also
-    where the value is no int64 (infinite, fractional, too large), as pandas' Int64 needs."""
-    if gx_raw is None:
-        return pa.array([], pa.int64() if is_int else pa.float64())
-    column = gx_raw[:, j]
-    null = (missing[:, j] | unparsable[:, j])[rows]
-    if is_int:
-        null |= ~np.isfinite(column) | fractional[rows, j] | (np.abs(column) >= INT64_LIMIT)
-        return pa.array(np.where(null, 0, column).astype(np.int64), pa.int64(), mask=null)
-    return pa.array(column, pa.float64(), mask=null)
 
 
 def bad_lines_table(lines: list[BadLine], plan: HeaderPlan, source_file: str) -> pa.Table:
