@@ -173,3 +173,22 @@ def test_am_pm_only_and_no_timestamps(contract):
     assert _clock_read(clock, [b"7/7/2017 3:30:05 PM", b"", b"42"], contract) == ["15:30", None, None]
     assert clock.decision == "12h"
     assert Clock().decision is None
+
+
+def test_check_batch_int_columns_without_max_stop_at_int64(tmp_path):
+    """A contract may leave an int64 column open; a value no int64 holds is still set aside."""
+    from components.data.contract import default_contract_path
+
+    text = default_contract_path().read_text(encoding="utf-8")
+    block = text.index("- name: destination_port")
+    text = text[:block] + text[block:].replace("    max: 65535\n", "", 1)
+    (tmp_path / "open.yaml").write_text(text, encoding="utf-8")
+    open_contract = load_contract(tmp_path / "open.yaml")
+    header = list(open_contract.variants["MachineLearningCVE"])
+    plan = plan_header(header, open_contract)
+    rows = [_row(**{"Destination Port": b"99999999999999999999"}), _row(**{"Destination Port": b"70000"})]
+    columns = [pa.array([r[i] for r in rows], pa.binary()) for i in range(len(header))]
+    checked = check_batch(RawBatch(columns, np.arange(1, 3, dtype=np.int64)), plan, open_contract, "f.csv")
+    assert checked.quarantine["quarantine_reason"].to_pylist() == ["destination_port: beyond int64"]
+    assert checked.curated["destination_port"].to_pylist() == [70000]
+    assert checked.validation_frame["destination_port"].to_pylist() == [None, 70000]
