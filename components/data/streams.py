@@ -225,7 +225,8 @@ class CsvLineGuard(io.RawIOBase):
             self.raw_head = raw[: 1 << 16]
         if self.cr_only is None and raw:
             lf, cr = raw.find(b"\n"), raw.find(b"\r")
-            self.cr_only = cr != -1 and (lf == -1 or cr < lf) and raw[cr + 1:cr + 2] != b"\n"
+            if cr == -1 or cr < len(raw) - 1 or lf != -1:  # a CR at the very end: look further
+                self.cr_only = cr != -1 and (lf == -1 or cr < lf) and raw[cr + 1:cr + 2] != b"\n"
         data = self._carry + raw if self._carry else raw
         if self.cr_only:
             data = data.replace(b"\r", b"\n")
