@@ -66,7 +66,8 @@ def synth(
 @app.command()
 def ingest(
     inputs: Annotated[list[str], typer.Argument(
-        help="CSV/parquet files (also .csv.gz), zip archives (each CSV/parquet member), folders or globs.")],
+        help="CSV/parquet files (also .csv.gz), zip archives (each CSV/parquet member), "
+             "folders or globs.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: curated/, quarantine/, manifest.json.")],
 ) -> None:
     """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
