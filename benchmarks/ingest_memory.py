@@ -104,6 +104,15 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(df), "status":
 """
 
 
+_GX_IMPORT = """
+import json, time
+t = time.perf_counter()
+import great_expectations
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": 0, "status": "ok", "curated": 0,
+                  "quarantined": 0}))
+"""
+
+
 def _measure(code: str, args: list[str]) -> dict:
     """Run ``code`` in a fresh interpreter; return its JSON line plus its own peak RSS (bytes)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -147,6 +156,11 @@ def run_benchmark(csv_path: Path, work: Path, run_gx: bool = True, baseline: boo
         result[name] = best
     if baseline:
         result["throughput_ratio"] = result["flowae"]["mb_s"] / result["pandas"]["mb_s"]
+        if run_gx:  # a one-off per process, like pandas' own import that the baseline leaves out
+            result["gx_import_seconds"] = min(_measure(_GX_IMPORT, [])["seconds"]
+                                              for _ in range(max(1, repeat)))
+            rest = result["flowae"]["seconds"] - result["gx_import_seconds"]
+            result["throughput_ratio_without_gx_import"] = result["pandas"]["seconds"] / rest
     result["under_limit"] = result["flowae"]["peak_rss_bytes"] < LIMIT_BYTES
     return result
 
@@ -190,6 +204,11 @@ def render_section(result: dict, command: str, date: str, machine: str) -> str:
                   + (f"; without GX **{bare['mb_s'] / p['mb_s']:.2f}x**" if bare else "")
                   + ". Peak RSS limit 1.5 GB for flowae: "
                   f"**{'met' if result['under_limit'] else 'NOT met'}**."]
+        if "gx_import_seconds" in result:
+            lines += ["", (f"Of flowae's {f['seconds']:.1f} s, importing Great Expectations takes "
+                           f"{result['gx_import_seconds']:.1f} s (measured alone, a one-off per process, "
+                           "like pandas' own import, which the baseline does not count): without it "
+                           f"the ratio is {result['throughput_ratio_without_gx_import']:.2f}x.")]
     b = BEFORE
     lines += ["", (f"Before (commit {b['commit']}, {b['date']}, same machine and command, a "
                    f"{b['bytes'] / 1e9:.2f} GB file): flowae {b['flowae_s']:.1f} s with GX on every "
@@ -200,14 +219,17 @@ def render_section(result: dict, command: str, date: str, machine: str) -> str:
               "", ("What changed: GX validates a seeded sample of each file (drawn evenly across "
                    "all its batches, size in `validation/<stem>.json`) once, instead of every row "
                    "in chunks; the exact per-row checks that decide curated vs quarantine stay "
-                   "vectorised over every row (numeric columns as one matrix per batch); reading "
-                   "(and hashing the input as it is read, no second pass) runs ahead and parquet "
-                   "writing behind the checks on worker threads (pyarrow releases the GIL); curated "
-                   "parquet is lz4 with dictionaries only for text columns (zstd and float "
-                   "dictionaries cost 40 % more CPU for files a third smaller); GX's import starts "
-                   "on a thread while the first file is read. flowae's time still includes GX "
-                   "(about 2 s per file plus Data Docs), the sha256 of the input and both parquet "
-                   "outputs; pandas does no GX and no hashing."),
+                   "vectorised over every row (numeric columns as one matrix per batch, only "
+                   "columns with a value out of bounds looked at one by one, each distinct "
+                   "timestamp text parsed once); reading (and hashing the input as it is read, no "
+                   "second pass) runs ahead and parquet writing behind the checks on worker threads "
+                   "(pyarrow releases the GIL); curated parquet is lz4 with dictionaries only for "
+                   "text columns and min/max statistics only where readers filter (zstd, float "
+                   "dictionaries and statistics on every feature cost about 50 % more CPU for "
+                   "files a third smaller). What is left of GX is fixed per process and per file: "
+                   "its import, about 2 s per validation whatever the sample size (its "
+                   "bookkeeping for some 330 expectations), and the Data Docs build. pandas does "
+                   "no GX and no hashing."),
               ""]
     return "\n".join(lines)
 
@@ -247,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"throughput ratio flowae / pandas: {result['throughput_ratio']:.2f}x "
               f"(goal {GOAL_RATIO:.1f}x, before {BEFORE['ratio']:.2f}x); peak RSS "
               f"{result['flowae']['peak_rss_bytes'] / 1e9:.2f} GB (limit {LIMIT_BYTES / 1e9:.1f} GB)")
+        if "gx_import_seconds" in result:
+            print(f"without the one-off GX import ({result['gx_import_seconds']:.1f} s): "
+                  f"{result['throughput_ratio_without_gx_import']:.2f}x")
     if args.write_docs:
         command = shlex.join([".venv/bin/python", "benchmarks/ingest_memory.py",
                               *(argv if argv is not None else sys.argv[1:])])
