@@ -66,13 +66,20 @@ def synth(
 
 @app.command()
 def ingest(
-    inputs: Annotated[list[str], typer.Argument(help="CSV/parquet files, folders or globs.")],
+    inputs: Annotated[list[str], typer.Argument(
+        help="CSV/parquet files (also .csv.gz), zip archives (each CSV/parquet member), "
+             "folders or globs.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: curated/, quarantine/, manifest.json.")],
 ) -> None:
     """Raw CIC-IDS2017 files -> validated curated parquet + quarantine + manifest."""
-    from components.data.ingest import FileReport, plan_outputs
+    from components.data.capture_order import FileOrder
+    from components.data.ingest import FileReport, check_out_dir, plan_outputs
 
     _settings()  # fail early, with one line, on a bad setting
+    try:
+        check_out_dir(out)
+    except ValueError as exc:
+        fail(f"ingest: {exc}", 2)
     planned, notes = plan_outputs(inputs)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
@@ -86,6 +93,12 @@ def ingest(
         return ingest_flow(inputs, str(out), progress=True)
 
     result = run_flow_command("ingest", out, work)
+    for note in result["notes"]:
+        if note not in notes:
+            typer.echo(f"note: {note}", err=True)
+    warning = FileOrder(**result["order"]).warning()
+    if warning:
+        typer.echo(f"note: {warning}", err=True)
     for entry in result["files"]:
         typer.echo(FileReport(**entry).one_line())
     failed = [e for e in result["files"] if e["status"] != "ok"]

@@ -24,8 +24,8 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from components.data.ingest import plan_outputs
+from components.data.inputs import PARQUET_SUFFIXES, InputFile
 from components.data.outputs import write_json_atomic
-from components.data.readers import PARQUET_SUFFIXES
 from components.detect import plots
 from components.detect.inbox import Ledger, file_key
 from components.detect.night_report import FileStats, markdown
@@ -36,6 +36,7 @@ from components.detect.serving import parquet_row_groups
 from components.learn.training import resolve_device
 from components.settings import load_settings
 from components.tracking import ensure_experiment, run_link, stage_run
+from flows.retries import retry_on_io_error
 
 
 class ScoreJob(BaseModel):
@@ -71,16 +72,6 @@ def _detector(pinned_uri: str):
     return load_detector(pinned_uri)
 
 
-def _retry_on_io_error(task_obj, task_run, state) -> bool:
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
-
-
 def _finish(result: FileResult, path: str, stem: str, out: str, version: str, ledger: str | None,
             key: str | None) -> FileResult:
     """Quarantine note for a failed file; the ledger entry once the output is committed."""
@@ -96,15 +87,16 @@ def _finish(result: FileResult, path: str, stem: str, out: str, version: str, le
     return result
 
 
-@task(name="score-file", retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_on_io_error,
+@task(name="score-file", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error,
       task_run_name="score-{stem}")
 def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: str, device: str,
                     batch_rows: int | None = None, progress: bool = False,
-                    ledger: str | None = None) -> FileResult:
+                    ledger: str | None = None, member: str | None = None) -> FileResult:
+    """Score one log (``member`` of the zip archive ``path``, when given)."""
     key = file_key(Path(path)) if ledger and Path(path).exists() else None
     bar = _Bar(Path(path)) if progress else None
     try:
-        result = score_file(_detector(pinned_uri), Path(path), Path(out), stem, version,
+        result = score_file(_detector(pinned_uri), InputFile(Path(path), member), Path(out), stem, version,
                             device=str(resolve_device(device)), on_progress=bar.update if bar else None,
                             batch_rows=batch_rows)
     finally:
@@ -113,7 +105,7 @@ def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: st
     return _finish(result, path, stem, out, version, ledger, key)
 
 
-@task(name="score-part", retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_on_io_error,
+@task(name="score-part", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error,
       task_run_name="score-{stem}-rows-{start}")
 def score_part_task(path: str, stem: str, part: str, start: int, stop: int, n_rows: int, pinned_uri: str,
                     version: str, device: str) -> FileResult:
@@ -204,24 +196,27 @@ def score_flow(job: ScoreJob) -> dict:
     ledger = str(job.ledger) if job.ledger else None
     device = job.device
     pending = []
-    for path, stem in planned:
-        parts = split_parts(path, job.part_rows)
+    for item, stem in planned:
+        path = Path(item.path)
+        parts = split_parts(path, job.part_rows) if item.member is None and not item.gzipped else None
         if parts is None:
-            pending.append((path, score_file_task.submit(str(path), stem, str(job.out), pinned, version, device,
-                                                         job.batch_rows, job.progress, ledger)))
+            pending.append((item.source, score_file_task.submit(str(path), stem, str(job.out), pinned, version,
+                                                                device, job.batch_rows, job.progress, ledger,
+                                                                item.member)))
             continue
         n_rows = parts[-1][1]
         key = file_key(path) if ledger else None
         futures = [score_part_task.submit(str(path), stem, str(job.out / ".parts" / stem / f"{i:05d}.parquet"),
                                           a, b, n_rows, pinned, version, device)
                    for i, (a, b) in enumerate(parts)]
-        pending.append((path, join_parts_task.submit(str(path), stem, str(job.out), futures, version, ledger, key)))
+        pending.append((item.source, join_parts_task.submit(str(path), stem, str(job.out), futures, version,
+                                                            ledger, key)))
     results: list[FileResult] = []
     night = FileStats(detector)
-    for path, future in pending:
+    for source, future in pending:
         result = future.result(raise_on_failure=False)
         if isinstance(result, BaseException):
-            result = FileResult(str(path), "failed", f"cannot read: {result}")
+            result = FileResult(source, "failed", f"cannot read: {result}")
         results.append(result)
         if result.stats is not None:
             night.merge(result.stats)

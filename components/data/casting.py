@@ -6,7 +6,6 @@ only Python loops run over the *distinct* values of low-cardinality columns (lab
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.data.contract import Contract, canonical_name
-from components.data.readers import decode_text
+from components.data.streams import decode_text
 
 # What pyarrow's string->double cast accepts and we want to accept (CIC writes "Infinity", "NaN").
 _NUMBER_RE = (r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[Ii]nf(inity)?|INF|INFINITY"
@@ -34,6 +33,10 @@ class Parsed:
 def _mask(arr: pa.Array) -> np.ndarray:
     """Boolean pyarrow array -> numpy bool (nulls count as False)."""
     return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+
+
+def _nulls(arr: pa.Array) -> np.ndarray:
+    return _mask(pc.is_null(arr)) if arr.null_count else np.zeros(len(arr), dtype=bool)
 
 
 def _is_text(arr: pa.Array) -> bool:
@@ -62,10 +65,10 @@ def parse_numeric(arr: pa.Array) -> Parsed:
             values = pc.cast(arr, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return parse_numeric(pc.cast(arr, pa.string()))
-        return Parsed(values, _mask(pc.is_null(values)), np.zeros(n, dtype=bool))
+        return Parsed(values, _nulls(values), np.zeros(n, dtype=bool))
     try:  # fast path: a clean column casts in one go
         values = pc.cast(arr, pa.float64())
-        return Parsed(values, _mask(pc.is_null(values)), np.zeros(n, dtype=bool))
+        return Parsed(values, _nulls(values), np.zeros(n, dtype=bool))
     except pa.ArrowInvalid:
         pass
     missing = _missing_text(arr)
@@ -86,31 +89,60 @@ def _float_or_none(value: bytes | str | None) -> float | None:
         return None
 
 
-def parse_timestamp(arr: pa.Array, formats: tuple[str, ...],
-                    pm_hours: Callable[[str], tuple[int, int] | None] | None = None) -> Parsed:
-    """Text in any of the contract's formats -> timestamp[s]; first matching format wins.
+@dataclass
+class ParsedTimestamp(Parsed):
+    """Timestamps as written (timestamp[ms]), and which rows the 12-hour clock rule may read."""
 
-    ``pm_hours(fmt)`` names the hours that a 12-hour clock without AM/PM wrote for afternoon
-    times in that format; they are moved on by 12 hours so that time order is real time order.
+    plain: np.ndarray  # parsed in a format without AM/PM, or typed: the clock rule reads these
+    marked: np.ndarray  # parsed in an AM/PM format: already real time
+
+
+def parse_timestamp(arr: pa.Array, formats: tuple[str, ...]) -> ParsedTimestamp:
+    """Text in any of the contract's formats, or typed dates/times -> timestamp[ms] as written.
+
+    The first format that parses a value wins; the formats after it are tried only while values
+    are left unparsed (one ``strptime`` per batch for a well-formed file). Typed timestamps of a
+    finer unit are cut to milliseconds (the curated unit); time zones are dropped (UTC wall time).
+    Which clock a file is on is decided by ``components.data.clock``, not here.
     """
     arr = _plain(arr)
+    n = len(arr)
+    none = np.zeros(n, dtype=bool)
     if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-        values = pc.cast(arr, pa.timestamp("s"))
-        return Parsed(values, _mask(pc.is_null(values)), np.zeros(len(arr), dtype=bool))
-    text = pc.utf8_trim_whitespace(to_text(arr))
-    missing = _mask(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0)))
-    values = pa.nulls(len(arr), pa.timestamp("s"))
+        if pa.types.is_timestamp(arr.type) and arr.type.unit in ("us", "ns"):
+            arr = pc.floor_temporal(arr, unit="millisecond")
+        values = pc.cast(arr, pa.timestamp("ms"))
+        valid = _mask(pc.is_valid(values))
+        return ParsedTimestamp(values, ~valid, none, valid, none)
+    # flow records share a few timestamps per minute: parse each distinct text once
+    encoded = pc.dictionary_encode(arr if pa.types.is_binary(arr.type) or pa.types.is_string(arr.type)
+                                   else to_text(arr))
+    text = pc.utf8_trim_whitespace(to_text(encoded.dictionary))
+    empty = _mask(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0)))
+    values = pa.nulls(len(text), pa.timestamp("s"))
+    plain, marked = np.zeros(len(text), dtype=bool), np.zeros(len(text), dtype=bool)
+    left = int((~empty).sum())
     for fmt in formats:
+        if left == 0:
+            break
         parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
-        afternoon = pm_hours(fmt) if pm_hours is not None else None
-        if afternoon is not None:
-            hour = pc.hour(parsed)
-            is_pm = pc.and_(pc.greater_equal(hour, afternoon[0]), pc.less_equal(hour, afternoon[1]))
-            later = pc.add(parsed, pa.scalar(12 * 3600, pa.duration("s")))
-            parsed = pc.if_else(is_pm, later, parsed)
+        new = _mask(pc.is_valid(parsed)) & ~_mask(pc.is_valid(values))
+        if not new.any():
+            continue
+        (marked if "%p" in fmt else plain)[new] = True
         values = pc.coalesce(values, parsed)
-    unparsable = _mask(pc.is_null(values)) & ~missing
-    return Parsed(values, missing, unparsable)
+        left -= int(new.sum())
+    unparsable = ~_mask(pc.is_valid(values)) & ~empty
+    idx = encoded.indices
+    rows = pc.fill_null(idx, 0).to_numpy(zero_copy_only=False) if len(text) else np.zeros(n, np.int64)
+    is_null = _mask(pc.is_null(idx))
+
+    def per_row(mask: np.ndarray) -> np.ndarray:
+        return (mask[rows] if len(text) else none) & ~is_null
+
+    values = pc.cast(values, pa.timestamp("ms")).take(idx) if len(text) else pa.nulls(n, pa.timestamp("ms"))
+    return ParsedTimestamp(values, per_row(empty) | is_null, per_row(unparsable), per_row(plain),
+                           per_row(marked))
 
 
 def parse_text(arr: pa.Array) -> Parsed:

@@ -48,6 +48,7 @@ class Contract:
     timestamp_formats: tuple[str, ...]
     twelve_hour_clock: dict = field(default_factory=dict)
     by_name: dict[str, ColumnSpec] = field(repr=False, default_factory=dict)
+    folded_labels: dict[str, str] = field(repr=False, default_factory=dict)  # casefolded -> canonical
 
     def names(self, role: Role | None = None) -> list[str]:
         return [c.name for c in self.columns if role is None or c.role == role]
@@ -88,21 +89,30 @@ class Contract:
             out.append(name)
         return out
 
-    def pm_hours(self, variant: str, fmt: str) -> tuple[int, int] | None:
-        """Hours that mean afternoon for timestamps of ``fmt`` in ``variant`` (12-hour clock)."""
-        clock = self.twelve_hour_clock
-        if variant in clock.get("variants", ()) and fmt in clock.get("formats", ()):
-            low, high = clock["pm_hours"]
-            return int(low), int(high)
-        return None
+    @property
+    def pm_hours(self) -> tuple[int, int]:
+        """Hours that a 12-hour day file without AM/PM writes for afternoon times (1-7)."""
+        low, high = self.twelve_hour_clock.get("pm_hours", (1, 7))
+        return int(low), int(high)
+
+    @property
+    def late_hours(self) -> tuple[int, int]:
+        """Hours that only a 24-hour clock writes (13-23): one of them makes a file 24-hour."""
+        low, high = self.twelve_hour_clock.get("late_hours", (13, 23))
+        return int(low), int(high)
 
     def normalise_label(self, raw: str) -> str:
-        """Fold the published label spellings into the canonical set (unknown labels pass through)."""
+        """Fold the published label spellings into the canonical set (unknown labels pass through).
+
+        Known labels match in any letter case (``ddos`` -> ``DDoS``): re-saves and hand-made files
+        change case, and a case change never turns one attack into another."""
         label = raw.strip()
         for dash in sorted(self.dash_variants, key=len, reverse=True):
             label = label.replace(dash, "-")
-        label = re.sub(r"\s*-\s*", " - ", label) if label.startswith("Web Attack") else label
-        return self.label_aliases.get(label, label)
+        if label[:10].lower() == "web attack":
+            label = re.sub(r"\s*-\s*", " - ", label)
+        label = self.label_aliases.get(label, label)
+        return self.folded_labels.get(label.casefold(), label)
 
 
 def _parse(doc: dict) -> Contract:
@@ -120,6 +130,9 @@ def _parse(doc: dict) -> Contract:
         for c in doc["columns"]
     )
     labels = doc["labels"]
+    aliases = dict(labels.get("aliases", {}))
+    folded = {name.casefold(): name for name in labels["known"]}
+    folded.update({alias.casefold(): name for alias, name in aliases.items()})
     return Contract(
         version=str(doc["version"]),
         columns=columns,
@@ -127,10 +140,11 @@ def _parse(doc: dict) -> Contract:
         benign_label=labels["benign"],
         known_labels=frozenset(labels["known"]),
         dash_variants=tuple(labels["dash_variants"]),
-        label_aliases=dict(labels.get("aliases", {})),
+        label_aliases=aliases,
         timestamp_formats=tuple(doc["timestamp_formats"]),
         twelve_hour_clock=dict(doc.get("twelve_hour_clock") or {}),
         by_name={c.name: c for c in columns},
+        folded_labels=folded,
     )
 
 

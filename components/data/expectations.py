@@ -22,7 +22,7 @@ from components.data.contract import Contract, default_contract_path, load_contr
 SUITE_NAME = "cicids2017"
 FLOAT_MAX = 1.7976931348623157e308  # a finite bound: GX "between" then rejects +-inf
 PANDAS_TYPES = {"float64": ["float64"], "int64": ["Int64Dtype"], "string": ["StringDtype"],
-                "timestamp": ["datetime64[s]"]}
+                "timestamp": ["datetime64[ms]"]}
 
 
 def suite_path(contract_path: Path | None = None) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.data.contract import ColumnSpec, Contract, canonical_name
-from components.data.readers import FileLevelError
+from components.data.errors import FileLevelError
 
 MIN_KNOWN_FRACTION = 0.5  # below this the file is not a CIC-IDS2017 flow table at all
 

@@ -1,40 +1,56 @@
 """Ingest: raw CIC-IDS2017 files -> curated parquet + quarantine parquet + manifest, nothing lost.
 
-One file at a time, one record batch at a time: read (``readers``), map the header onto the
-contract (``headers``), cast and split rows (``validation``), stream the halves into atomic parquet
-writers (``outputs``), and let Great Expectations report on the same rows (``gx_validation``).
+One input at a time (a file, a ``.csv.gz``, a member of a zip archive), one record batch at a
+time: read and hash (``readers``, ``streams``), map the header onto the contract (``headers``),
+cast and split rows (``validation``), stream the halves into atomic parquet writers (``outputs``),
+and let Great Expectations report on a seeded sample of the same rows (``sampling``,
+``gx_validation``). Reading runs ahead and writing behind the checks on worker threads
+(``background``).
 
 Outputs (fixed by DESIGN.md)::
 
     OUT/curated/<stem>.parquet     typed rows, canonical names, + source_file, row_number
     OUT/quarantine/<stem>.parquet  rows set aside, raw text, + raw_line, source_file, row_number,
                                    quarantine_reason (only when there are any)
-    OUT/manifest.json              contract version + one entry per input file
-    OUT/validation/<stem>.json     GX result (merged summary + raw chunk results); data_docs/ HTML
+    OUT/manifest.json              contract version, one entry per input in capture order, and
+                                   how that order was decided (``order``)
+    OUT/validation/<stem>.json     GX result on the sample (+ sample size); data_docs/ HTML
 
 A file-level problem (unreadable, empty, header only, binary, unknown header, missing required
-column) fails that file with one line ``path: reason``; the other files go on. For every file that
-is ingested, rows in == rows curated + rows quarantined, checked here (``AccountingError``).
+column, nested or corrupt parquet) fails that file with one line ``path: reason``; the other files
+go on. A file whose every row is quarantined ends as ``empty`` (not ok). For every file that is
+ingested, rows in == rows curated + rows quarantined, checked here (``AccountingError``).
 """
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from components.data.background import WriteBehind, prefetch
+from components.data.capture_order import FileOrder, order_files
+from components.data.clock import Clock, ClockContradiction
 from components.data.contract import load_contract
+from components.data.errors import FileLevelError
 from components.data.expectations import load_suite
-from components.data.gx_validation import ChunkedValidator, build_data_docs, forget_context
+from components.data.gx_validation import build_data_docs, forget_context, preload, validate_table
 from components.data.headers import plan_header
-from components.data.outputs import AtomicParquetWriter, write_json_atomic
-from components.data.readers import FileLevelError, discover_inputs, open_source, sha256_file
+from components.data.inputs import InputFile, discover_inputs, display_name
+from components.data.outputs import AtomicParquetWriter, remove_stale_temp_files, write_json_atomic
+from components.data.readers import RawSource, open_input, open_source
+from components.data.sampling import RowSample
 from components.data.validation import (
     ColumnStats,
+    bad_line_reason,
     bad_lines_table,
     check_batch,
     curated_schema,
@@ -53,12 +69,14 @@ class AccountingError(RuntimeError):
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """How to ingest. ``gx_chunk_rows`` bounds GX's memory; ``block_size`` bounds the reader's."""
+    """How to ingest. ``block_size`` bounds the reader's memory; ``gx_sample_rows`` bounds how many
+    rows of each file Great Expectations validates (a seeded sample drawn across the whole file)."""
 
     out: Path
     invalid_values: InvalidValuePolicy = "quarantine"
     block_size: int = 8 << 20
-    gx_chunk_rows: int = 100_000
+    gx_sample_rows: int = 50_000
+    gx_seed: int = 0
     run_gx: bool = True
     contract_path: Path | None = None
 
@@ -81,12 +99,15 @@ class FileReport:
 
     source: str
     sha256: str | None = None
-    status: str = "failed"
+    status: str = "failed"  # "ok" | "empty" (every row quarantined) | "failed"
     error: str | None = None
     rows_in: int = 0
     rows_curated: int = 0
     rows_quarantined: int = 0
     variant: str | None = None
+    first_timestamp: str | None = None  # first curated timestamp, ISO; orders files without a day name
+    timestamp_clock: str | None = None  # "12h" | "24h" | None (no timestamps)
+    timestamps_unparsable: int = 0  # rows kept with a null timestamp because it did not parse
     curated: str | None = None
     quarantine: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -95,6 +116,7 @@ class FileReport:
     null_counts: dict[str, int] = field(default_factory=dict)
     inf_counts: dict[str, int] = field(default_factory=dict)
     validation_success: bool | None = None
+    validation_sample_rows: int | None = None
     failed_expectations: list[str] = field(default_factory=list)
     seconds: float = field(default=0.0, compare=False)
 
@@ -102,9 +124,14 @@ class FileReport:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def name(self) -> str:
+        """The input's own file name (an archive member's name without its folder)."""
+        return PurePosixPath(display_name(self.source)).name
+
     def one_line(self) -> str:
         """``name: status, rows in/curated/quarantined[, reason]`` for CLI summaries."""
-        text = (f"{Path(self.source).name}: {self.status}, rows in {self.rows_in}, "
+        text = (f"{display_name(self.source)}: {self.status}, rows in {self.rows_in}, "
                 f"curated {self.rows_curated}, quarantined {self.rows_quarantined}")
         return f"{text}, {self.error}" if self.error else text
 
@@ -114,18 +141,41 @@ class FileReport:
         return entry
 
 
-def ingest_file(path: Path, cfg: IngestConfig, stem: str | None = None,
+def as_input(item: InputFile | Path | str) -> InputFile:
+    return item if isinstance(item, InputFile) else InputFile(Path(item))
+
+
+def ingest_file(item: InputFile | Path, cfg: IngestConfig, stem: str | None = None,
                 on_progress: Progress | None = None) -> FileReport:
-    """Ingest one file. File-level problems come back as a failed report; a transient OSError
+    """Ingest one input. File-level problems come back as a failed report; a transient OSError
     (anything but not-found/permission) propagates so that a caller may retry it."""
-    path = Path(path)
-    report = FileReport(source=str(path.absolute()))
-    stem = stem or path.stem
+    item = as_input(item)
+    stem = stem or item.stem
     started = time.perf_counter()
+    contract = load_contract(cfg.contract_path)
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    while True:
+        report = FileReport(source=item.source)
+        try:
+            _ingest_input(item, cfg, stem, report, on_progress, clock)
+        except ClockContradiction:  # a 24-hour file after all: read it again (see clock.py)
+            clock = Clock(contract.pm_hours, contract.late_hours, fixed_24h=True)
+            continue
+        break
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest_input(item: InputFile, cfg: IngestConfig, stem: str, report: FileReport,
+                  on_progress: Progress | None, clock: Clock) -> None:
     try:
-        report.sha256 = sha256_file(path)
-        _ingest_rows(path, cfg, stem, report, on_progress)
-        report.status, report.error = "ok", None
+        with open_input(item) as data:
+            try:
+                source = open_source(data, cfg.block_size)
+                _ingest_rows(source, cfg, stem, report, on_progress, clock)
+            except (FileLevelError, pa.ArrowInvalid):
+                report.sha256 = data.sha256()  # a failed file is still named by its content
+                raise
     except FileLevelError as exc:
         mark_failed(report, cfg, stem, str(exc))
     except PERMANENT_OS_ERRORS as exc:
@@ -134,13 +184,11 @@ def ingest_file(path: Path, cfg: IngestConfig, stem: str | None = None,
         mark_failed(report, cfg, stem, reason)
     except pa.ArrowInvalid as exc:
         mark_failed(report, cfg, stem, f"unreadable: {str(exc).splitlines()[0]}")
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def mark_failed(report: FileReport, cfg: IngestConfig, stem: str, reason: str) -> None:
     """A failed file leaves no outputs behind (not even those of an earlier run)."""
-    report.status, report.error = "failed", reason
+    report.status, report.error = "failed", " ".join(reason.split())
     report.rows_in = report.rows_curated = report.rows_quarantined = 0
     report.curated = report.quarantine = None
     for stale in (cfg.curated_dir / f"{stem}.parquet", cfg.quarantine_dir / f"{stem}.parquet",
@@ -148,80 +196,123 @@ def mark_failed(report: FileReport, cfg: IngestConfig, stem: str, reason: str) -
         stale.unlink(missing_ok=True)
 
 
-def _ingest_rows(path: Path, cfg: IngestConfig, stem: str, report: FileReport,
-                 on_progress: Progress | None) -> None:
+def _ingest_rows(source: RawSource, cfg: IngestConfig, stem: str, report: FileReport,
+                 on_progress: Progress | None, clock: Clock) -> None:
     contract = load_contract(cfg.contract_path)
-    source = open_source(path, cfg.block_size)
     plan = plan_header(source.header, contract)
     report.variant = plan.variant
     if plan.unknown:
-        report.notes.append("unknown columns left out of curated: "
-                            + ", ".join(repr(c.strip()) for c in plan.unknown))
-    source_file = path.name
+        report.notes.append("unknown columns left out of curated: " + ", ".join(
+            _describe_unknown(source, i, h) for i, h in enumerate(source.header)
+            if h in plan.unknown))
+    data = source.data
+    source_file = data.item.name
     curated = AtomicParquetWriter(cfg.curated_dir / f"{stem}.parquet", curated_schema(plan))
     quarantine = AtomicParquetWriter(cfg.quarantine_dir / f"{stem}.parquet",
                                      quarantine_schema(plan), always_write=False)
-    validator = (ChunkedValidator(load_suite(), plan.names, stem, cfg.validation_dir / "data_docs",
-                                  cfg.gx_chunk_rows) if cfg.run_gx else None)
+    sample = RowSample(cfg.gx_sample_rows, cfg.gx_seed) if cfg.run_gx else None
+    behind = WriteBehind()
     reasons: Counter = Counter()
     stats = ColumnStats()
     rows_in = 0
-    try:
-        for raw in source.batches:
-            checked = check_batch(raw, plan, contract, source_file, cfg.invalid_values)
-            bad_lines = source.drain_bad_lines()
-            rows_in += len(raw.row_numbers) + len(bad_lines)
-            curated.write(checked.curated)
-            quarantined = _merge_quarantine(checked.quarantine, bad_lines, plan, source_file)
-            quarantine.write(quarantined)
-            reasons.update(checked.reasons)
-            reasons.update(f"wrong field count: {b.fields} of {plan.width}" for b in bad_lines)
-            stats.add(checked.stats)
-            if validator is not None:
-                validator.add(checked.validation_frame)
-            if on_progress is not None:
-                on_progress(source.bytes_read, source.size_bytes, rows_in)
-        trailing = source.drain_bad_lines()  # a bad last line can arrive after the last batch
-        if trailing:
-            rows_in += len(trailing)
-            quarantine.write(bad_lines_table(trailing, plan, source_file))
-            reasons.update(f"wrong field count: {b.fields} of {plan.width}" for b in trailing)
+    first_timestamp = None
+    no_rows = np.zeros(0, dtype=np.int64)
+    try:  # read on the read-ahead thread; cast and check here; write on the write-behind thread
+        with closing(prefetch(source.batches([m.position for m in plan.columns]))) as batches:
+            for raw in batches:
+                rows_in += raw.rows + len(raw.bad_lines)
+                parts = []
+                if raw.rows:
+                    frame_rows = sample.candidates(raw.rows) if sample is not None else no_rows
+                    checked = check_batch(raw, plan, contract, source_file, cfg.invalid_values,
+                                          clock, frame_rows)
+                    if sample is not None:
+                        sample.add(checked.validation_frame)
+                    behind.submit(curated.write, checked.curated)
+                    reasons.update(checked.reasons)
+                    stats.add(checked.stats)
+                    if first_timestamp is None and "timestamp" in checked.curated.column_names:
+                        first_timestamp = _first_valid(checked.curated["timestamp"])
+                    parts.append(checked.quarantine)
+                if raw.bad_lines:
+                    parts.append(bad_lines_table(raw.bad_lines, plan, source_file))
+                    reasons.update(bad_line_reason(b, plan) for b in raw.bad_lines)
+                quarantined = _merge_quarantine(parts)
+                if quarantined is not None:
+                    behind.submit(quarantine.write, quarantined)
+                if on_progress is not None:
+                    on_progress(data.bytes_read, data.size, rows_in)
         if rows_in == 0:
             raise FileLevelError("header only, no data rows")
+        report.sha256 = data.sha256()  # every byte has been read and hashed by now
+        if sample is not None and (table := sample.table()) is not None:
+            _validate_sample(table, sample.rows_seen, cfg, stem, report)
+        behind.wait()
         if rows_in != curated.rows + quarantine.rows:
-            raise AccountingError(f"{path}: rows in {rows_in} != curated {curated.rows} + "
-                                  f"quarantined {quarantine.rows}")
-        if validator is not None:
-            result = validator.finish()
-            report.validation_success = result.success
-            report.failed_expectations = result.failed()
-            write_json_atomic(cfg.validation_dir / f"{stem}.json",
-                              {"source": report.source, "summary": result.summary,
-                               "gx_results": result.gx_results})
+            raise AccountingError(f"{data.item.source}: rows in {rows_in} != curated {curated.rows}"
+                                  f" + quarantined {quarantine.rows}")
     except BaseException:
+        behind.close()
         curated.abort()
         quarantine.abort()
         raise
-    report.curated = str(curated.commit())
+    behind.close()
+    report.rows_in, report.rows_curated, report.rows_quarantined = rows_in, curated.rows, quarantine.rows
+    if curated.rows:
+        report.status, report.error = "ok", None
+        report.curated = str(curated.commit())
+    else:
+        curated.abort()
+        curated.target.unlink(missing_ok=True)
+        top, count = Counter(reasons).most_common(1)[0]
+        report.status = "empty"
+        report.error = (f"no row passed the contract: all {rows_in} rows quarantined "
+                        f"(most often {top!r}, {count} rows)")
     written = quarantine.commit()
     report.quarantine = str(written) if written else None
-    report.rows_in, report.rows_curated, report.rows_quarantined = rows_in, curated.rows, quarantine.rows
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.imputed_values = {k: v for k, v in sorted(stats.imputed.items()) if v}
     report.null_counts = {c: stats.null.get(c, 0) for c in plan.names if c != "label"}
     report.inf_counts = {c: stats.inf.get(c, 0) for c in plan.names
                          if plan.column(c).spec.dtype in ("float64", "int64")}
+    if plan.column("timestamp") is not None:
+        report.timestamps_unparsable = stats.text.get("timestamp", 0)
+        report.timestamp_clock = clock.decision
+        report.first_timestamp = first_timestamp
 
 
+def _describe_unknown(source: RawSource, position: int, name: str) -> str:
+    kind = source.column_types[position] if source.column_types else None
+    if kind is not None and pa.types.is_nested(kind):
+        return f"{name.strip()!r} (nested {kind})"
+    return repr(name.strip())
 
-def _merge_quarantine(table: pa.Table | None, bad_lines, plan, source_file: str) -> pa.Table | None:
+
+def _first_valid(column: pa.ChunkedArray) -> str | None:
+    valid = pc.drop_null(column)
+    return valid[0].as_py().isoformat() if len(valid) else None
+
+
+def _validate_sample(table: pa.Table, rows_seen: int, cfg: IngestConfig, stem: str,
+                     report: FileReport) -> None:
+    result = validate_table(load_suite(), table, stem, cfg.validation_dir / "data_docs")
+    summary = {**result.summary, "sample_rows": table.num_rows, "rows_offered": rows_seen,
+               "sample_seed": cfg.gx_seed}
+    report.validation_success = result.success
+    report.validation_sample_rows = table.num_rows
+    report.failed_expectations = result.failed()
+    write_json_atomic(cfg.validation_dir / f"{stem}.json",
+                      {"source": report.source, "summary": summary, "gx_results": result.gx_results})
+
+
+def _merge_quarantine(parts: list[pa.Table | None]) -> pa.Table | None:
     """Rows set aside in this batch, in file order (cast failures and unsplittable lines together)."""
-    parts = [t for t in (table, bad_lines_table(bad_lines, plan, source_file) if bad_lines else None)
-             if t is not None and t.num_rows]
+    parts = [t for t in parts if t is not None and t.num_rows]
     if not parts:
         return None
-    merged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    return merged.sort_by("row_number") if len(parts) > 1 else merged
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables(parts).sort_by("row_number")
 
 
 @dataclass
@@ -235,20 +326,44 @@ class IngestResult:
         return all(r.ok for r in self.reports) and bool(self.reports)
 
 
-def plan_outputs(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:
-    """Files to ingest with their output stems; notes for repeats, empty globs and stem clashes."""
+def plan_outputs(inputs: list[str]) -> tuple[list[tuple[InputFile, str]], list[str]]:
+    """Inputs to ingest with their output stems; notes for repeats, empty globs and stem clashes."""
     discovery = discover_inputs(inputs)
     notes = list(discovery.notes)
-    planned: list[tuple[Path, str]] = []
-    used: dict[str, Path] = {}
-    for path in discovery.files:
-        stem = path.stem
+    planned: list[tuple[InputFile, str]] = []
+    used: dict[str, InputFile] = {}
+    for item in discovery.files:
+        stem = item.stem
         if stem in used:
-            notes.append(f"{path}: same name as {used[stem]}, written as {stem}__{len(planned)}")
+            notes.append(f"{item.display}: same name as {used[stem].source}, written as "
+                         f"{stem}__{len(planned)}")
             stem = f"{stem}__{len(planned)}"
-        used[stem] = path
-        planned.append((path, stem))
+        used[stem] = item
+        planned.append((item, stem))
     return planned, notes
+
+
+def check_out_dir(out: Path) -> None:
+    """``--out`` must be a folder or not exist yet (ValueError otherwise, before anything is written)."""
+    out = Path(out)
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--out {out}: {folder} is a file, not a folder")
+        if folder.exists():
+            return
+
+
+def prepare_output(cfg: IngestConfig, gx: bool | None = None) -> list[str]:
+    """Before a run: refuse a file as ``--out``, remove temp files that killed runs left behind,
+    and start importing GX. Returns notes for the manifest."""
+    check_out_dir(Path(cfg.out))
+    removed = remove_stale_temp_files([Path(cfg.out), cfg.curated_dir, cfg.quarantine_dir,
+                                       cfg.validation_dir])
+    if cfg.run_gx if gx is None else gx:
+        preload()
+    if removed:
+        return [f"removed {len(removed)} temp file(s) left by an interrupted run"]
+    return []
 
 
 def finish_validation(cfg: IngestConfig) -> Path | None:
@@ -262,28 +377,48 @@ def finish_validation(cfg: IngestConfig) -> Path | None:
         forget_context(docs)
 
 
+def capture_order(reports: list[FileReport]) -> tuple[list[FileReport], FileOrder]:
+    """Reports in capture order (``capture_order.order_files``) and the decision.
+
+    The order is decided over the inputs that have curated rows, by their names and first
+    curated timestamps; inputs without (failed, empty) follow in the order given."""
+    ingested = [r for r in reports if r.curated]
+    counts = Counter(r.name for r in ingested)
+    key = {id(r): r.name if counts[r.name] == 1 else Path(r.curated).stem for r in ingested}
+    names = [key[id(r)] for r in ingested]
+    stamps = {key[id(r)]: dt.datetime.fromisoformat(r.first_timestamp) if r.first_timestamp else None
+              for r in ingested}
+    order = order_files(names, stamps)
+    by_name = {key[id(r)]: r for r in ingested}
+    return [by_name[n] for n in order.files] + [r for r in reports if not r.curated], order
+
+
 def build_manifest(reports: list[FileReport], notes: list[str], cfg: IngestConfig) -> dict:
     contract = load_contract(cfg.contract_path)
+    ordered, order = capture_order(reports)
     return {"contract_version": contract.version, "invalid_values": cfg.invalid_values,
-            "notes": notes, "files": [r.manifest_entry() for r in reports]}
+            "notes": notes, "order": order.to_dict(), "files": [r.manifest_entry() for r in ordered]}
 
 
-def write_manifest(reports: list[FileReport], notes: list[str], cfg: IngestConfig) -> Path:
-    return write_json_atomic(Path(cfg.out) / "manifest.json", build_manifest(reports, notes, cfg))
+def write_manifest(manifest: dict, cfg: IngestConfig) -> Path:
+    return write_json_atomic(Path(cfg.out) / "manifest.json", manifest)
 
 
 def ingest_paths(inputs: list[str], cfg: IngestConfig,
-                 progress: Callable[[Path], Progress | None] | None = None) -> IngestResult:
-    """The whole ingest without Prefect: every file in turn, then the manifest."""
-    planned, notes = plan_outputs(inputs)
+                 progress: Callable[[InputFile], Progress | None] | None = None) -> IngestResult:
+    """The whole ingest without Prefect: every input in turn, then the manifest."""
+    notes = prepare_output(cfg)
+    planned, plan_notes = plan_outputs(inputs)
+    notes += plan_notes
     reports = []
-    for path, stem in planned:
+    for item, stem in planned:
         try:
-            report = ingest_file(path, cfg, stem, progress(path) if progress else None)
+            report = ingest_file(item, cfg, stem, progress(item) if progress else None)
         except OSError as exc:  # transient I/O errors: no retry here, the file fails
-            report = FileReport(source=str(path.absolute()), error=f"cannot read: {exc}")
-            mark_failed(report, cfg, stem, report.error)
+            report = FileReport(source=item.source)
+            mark_failed(report, cfg, stem, f"cannot read: {exc}")
         reports.append(report)
     finish_validation(cfg)
-    manifest_path = write_manifest(reports, notes, cfg)
-    return IngestResult(build_manifest(reports, notes, cfg), reports, manifest_path)
+    manifest = build_manifest(reports, notes, cfg)
+    ordered, _ = capture_order(reports)
+    return IngestResult(manifest, ordered, write_manifest(manifest, cfg))

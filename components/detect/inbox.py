@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.data.inputs import CSV_SUFFIXES, PARQUET_SUFFIXES
 from components.data.outputs import write_json_atomic
-from components.data.readers import CSV_SUFFIXES, PARQUET_SUFFIXES
 
 LEDGER = "ledger.json"
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + (".gz", ".zip")

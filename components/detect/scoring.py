@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from components.data.clock import Clock, ClockContradiction
+from components.data.contract import load_contract
+from components.data.errors import FileLevelError
+from components.data.ingest import as_input
+from components.data.inputs import InputFile
 from components.data.outputs import AtomicParquetWriter
-from components.data.readers import FileLevelError
 from components.detect.detector import OUTPUT_COLUMNS, Detector
 from components.detect.flow_scores import ScoredFlows
 from components.detect.night_report import FileStats
@@ -53,19 +57,28 @@ def scored_name(stem: str) -> str:
     return f"{stem}.scored.parquet"
 
 
-def score_file(detector: Detector, path: Path, out: Path, stem: str, version: str,
+def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str, version: str,
                device: str = "cpu", on_progress: Progress | None = None,
-               stats: FileStats | None = None, batch_rows: int | None = None) -> FileResult:
-    """Score one log into ``out/<stem>.scored.parquet``; a file-level problem fails only this file."""
+               batch_rows: int | None = None) -> FileResult:
+    """Score one log (a file, gzipped or not, or a zip member) into ``out/<stem>.scored.parquet``;
+    a file-level problem fails only this file."""
+    item = as_input(item)
     started = time.perf_counter()
-    log, failure = _open(detector, path, lambda: open_log(Path(path)))
-    if failure is not None:
-        return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
-    stats = stats or FileStats(detector, source=Path(path).name)
-    target = Path(out) / scored_name(stem)
-    _stream(detector, log, target, detector.scorer(device=device), version, stats, None, True,
-            batch_rows, on_progress)
-    return FileResult(str(path), "ok", None, str(target), stats, time.perf_counter() - started)
+    contract = load_contract()
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    while True:
+        log, failure = _open(detector, lambda clock=clock: open_log(item, clock=clock))
+        if failure is not None:
+            return FileResult(item.source, "failed", failure, seconds=time.perf_counter() - started)
+        stats = FileStats(detector, source=item.display)
+        target = Path(out) / scored_name(stem)
+        try:
+            _stream(detector, log, target, detector.scorer(device=device), version, stats, None, True,
+                    batch_rows, on_progress)
+        except ClockContradiction:  # a 24-hour file after all: score it again on 24 hours
+            clock = Clock(contract.pm_hours, contract.late_hours, fixed_24h=True)
+            continue
+        return FileResult(item.source, "ok", None, str(target), stats, time.perf_counter() - started)
 
 
 def score_part(detector: Detector, path: Path, target: Path, start: int, stop: int, n_rows: int,
@@ -76,7 +89,7 @@ def score_part(detector: Detector, path: Path, target: Path, start: int, stop: i
     stride = detector.rule.stride_for(detector.window)
     first = (max(0, start - detector.window + 1) // stride) * stride
     last = min(n_rows, stop + detector.window - 1)
-    log, failure = _open(detector, path, lambda: open_log_rows(Path(path), first, last))
+    log, failure = _open(detector, lambda: open_log_rows(Path(path), first, last))
     if failure is not None:
         return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
     stats = FileStats(detector, source=Path(path).name)
@@ -103,7 +116,7 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
     return written
 
 
-def _open(detector: Detector, path: Path, opener):
+def _open(detector: Detector, opener):
     """(log, None) or (None, one-line reason the file cannot be scored)."""
     try:
         log = opener()
@@ -113,6 +126,7 @@ def _open(detector: Detector, path: Path, opener):
         return None, f"cannot read: {exc.strerror or exc}"
     missing = [n for n in detector.feature_names if log.plan.column(n) is None]
     if len(missing) > len(detector.feature_names) // 2:
+        log.close()
         return None, (f"{len(missing)} of the model's {len(detector.feature_names)} features are missing "
                       f"(first: {', '.join(missing[:3])})")
     return log, None
@@ -143,6 +157,8 @@ def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: 
     except BaseException:
         writer.abort()
         raise
+    finally:
+        log.close()
 
 
 def scale(detector: Detector, batch: pa.Table) -> np.ndarray:

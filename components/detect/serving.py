@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.data.casting import parse_label, parse_numeric, parse_text, parse_timestamp
+from components.data.clock import Clock
 from components.data.contract import Contract, load_contract
 from components.data.headers import HeaderPlan, header_label_text, plan_header
-from components.data.readers import BadLine, RawBatch, RawSource, open_source
+from components.data.inputs import InputFile
+from components.data.readers import BadLine, InputBytes, RawBatch, open_input, open_source
 
 _TYPES = {"float64": pa.float64(), "int64": pa.int64(), "string": pa.string(),
           "timestamp": pa.timestamp("ms")}
@@ -39,21 +41,27 @@ def serving_contract() -> Contract:
 
 @dataclass
 class ServingFile:
-    """An opened log: its header plan, typed schema, and a stream of typed batches."""
+    """An opened log: its header plan, typed schema, and a stream of typed batches.
+
+    ``close()`` releases the input (a file, a gzip stream or a zip member); scoring closes it
+    when the file is done."""
 
     path: Path
     plan: HeaderPlan
     schema: pa.Schema
     batches: Iterator[pa.Table]
-    source: RawSource
+    data: InputBytes
 
     @property
     def size_bytes(self) -> int:
-        return self.source.size_bytes
+        return self.data.size
 
     @property
     def bytes_read(self) -> int:
-        return self.source.bytes_read
+        return self.data.bytes_read
+
+    def close(self) -> None:
+        self.data.close()
 
 
 def serving_schema(plan: HeaderPlan) -> pa.Schema:
@@ -61,24 +69,30 @@ def serving_schema(plan: HeaderPlan) -> pa.Schema:
     return pa.schema(fields + [pa.field("row_number", pa.int64()), pa.field("input_problem", pa.string())])
 
 
-def open_log(path: Path, block_size: int = 8 << 20) -> ServingFile:
-    """Open a CSV/parquet log; raises ``FileLevelError`` (one-line reason) when it cannot be scored."""
+def open_log(item: InputFile | Path, block_size: int = 8 << 20, clock: Clock | None = None) -> ServingFile:
+    """Open a CSV/parquet log (a plain, gzipped or zip-member file); raises ``FileLevelError``
+    (one-line reason) when it cannot be scored. ``clock`` carries the file's 12-hour clock rule
+    (``components.data.clock``) across batches, as in ingest."""
     contract = serving_contract()
-    source = open_source(Path(path), block_size)
-    plan = plan_header(source.header, contract)
+    data = open_input(item)
+    try:
+        source = open_source(data, block_size)
+        plan = plan_header(source.header, contract)
+    except BaseException:
+        data.close()
+        raise
     schema = serving_schema(plan)
+    clock = clock or Clock(contract.pm_hours, contract.late_hours)
 
     def batches() -> Iterator[pa.Table]:
-        for raw in source.batches:
-            yield _ordered(typed_batch(raw, plan, contract), source.drain_bad_lines(), plan, schema)
-        trailing = source.drain_bad_lines()
-        if trailing:
-            yield _ordered(None, trailing, plan, schema)
+        for raw in source.batches([c.position for c in plan.columns]):
+            yield _ordered(typed_batch(raw, plan, contract, clock), raw.bad_lines, plan, schema)
 
-    return ServingFile(Path(path), plan, schema, batches(), source)
+    path = item.path if isinstance(item, InputFile) else Path(item)
+    return ServingFile(Path(path), plan, schema, batches(), data)
 
 
-def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract) -> pa.Table:
+def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract, clock: Clock) -> pa.Table:
     """All rows of a raw batch cast to their contract types; bad values null, named per row."""
     n = len(raw.row_numbers)
     columns: dict[str, pa.Array] = {}
@@ -105,8 +119,8 @@ def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract) -> pa.Table
             problems.append((bad, f"{spec.name}: not a number"))
             continue
         if spec.dtype == "timestamp":
-            parsed = parse_timestamp(arr, contract.timestamp_formats, partial(contract.pm_hours, plan.variant))
-            columns[spec.name] = pc.cast(parsed.values, pa.timestamp("ms"))
+            parsed = parse_timestamp(arr, contract.timestamp_formats)
+            columns[spec.name] = clock.read(parsed.values, parsed.plain, parsed.marked)
         else:
             parsed = parse_text(arr)
             columns[spec.name] = parsed.values
@@ -134,8 +148,8 @@ def _ordered(typed: pa.Table | None, bad: list[BadLine], plan: HeaderPlan, schem
         k = len(bad)
         nulls = {f.name: pa.nulls(k, f.type) for f in schema}
         nulls["row_number"] = pa.array([b.row_number for b in bad], pa.int64())
-        nulls["input_problem"] = pa.array([f"wrong field count: {b.fields} of {plan.width}" for b in bad],
-                                          pa.string())
+        nulls["input_problem"] = pa.array([b.reason or f"wrong field count: {b.fields} of {plan.width}"
+                                           for b in bad], pa.string())
         parts.append(pa.table(nulls, schema=schema))
     if not parts:
         return schema.empty_table()
@@ -161,6 +175,7 @@ def open_log_rows(path: Path, start: int, stop: int) -> ServingFile:
     sizes = parquet_row_groups(path)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     contract = serving_contract()
+    clock = Clock(contract.pm_hours, contract.late_hours)
 
     def batches() -> Iterator[pa.Table]:
         for i in range(len(sizes)):
@@ -172,6 +187,6 @@ def open_log_rows(path: Path, start: int, stop: int) -> ServingFile:
             table = table.slice(a, b - a)
             raw = RawBatch(columns=[c.combine_chunks() for c in table.columns],
                            row_numbers=np.arange(lo + a + 1, lo + b + 1, dtype=np.int64))
-            yield typed_batch(raw, log.plan, contract)
+            yield typed_batch(raw, log.plan, contract, clock)
 
-    return ServingFile(log.path, log.plan, log.schema, batches(), log.source)
+    return ServingFile(log.path, log.plan, log.schema, batches(), log.data)

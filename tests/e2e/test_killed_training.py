@@ -48,7 +48,7 @@ def test_training_killed_mid_run_leaves_nothing_behind_and_reruns(shared_data, t
     assert list((tmp_path / "work").iterdir())  # the run's scratch folder exists
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    gone, alive = psutil.wait_procs(helpers, timeout=30)
+    _, alive = psutil.wait_procs(helpers, timeout=30)
     assert alive == [], [p.cmdline() for p in alive]  # the temporary Prefect server died with it
 
     again = subprocess.run([*args, "--epochs", "2"], env=env, cwd=tmp_path, capture_output=True, text=True,

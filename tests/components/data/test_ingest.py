@@ -11,7 +11,8 @@ import pytest
 
 from components.data.contract import load_contract
 from components.data.ingest import IngestConfig, ingest_file, ingest_paths
-from components.data.readers import discover_inputs
+from components.data.inputs import discover_inputs
+from components.data.readers import sha256_file
 
 MLCVE = "friday-afternoon-benign-head.MachineLearningCVE.csv"
 TL_BENIGN = "friday-afternoon-benign-head.TrafficLabelling.csv"
@@ -56,7 +57,8 @@ def quarantine(tmp_path: Path, stem: str) -> pa.Table:
 @pytest.fixture(scope="module")
 def real_run(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("real")
-    result = ingest_paths([str(shared_data / "*.csv")], IngestConfig(out=out / "out", run_gx=True))
+    result = ingest_paths([str(shared_data / "*.csv")],
+                          IngestConfig(out=out / "out", run_gx=True, gx_sample_rows=2000))
     return out, result
 
 
@@ -154,14 +156,23 @@ def test_real_files_manifest_and_gx(real_run):
     manifest = json.loads((out / "out" / "manifest.json").read_text())
     assert manifest["contract_version"] == load_contract().version
     entry = manifest["files"][0]
-    for key in ("source", "sha256", "status", "error", "rows_in", "rows_curated", "rows_quarantined"):
+    for key in ("source", "sha256", "status", "error", "rows_in", "rows_curated", "rows_quarantined",
+                "first_timestamp", "timestamp_clock", "timestamps_unparsable", "validation_sample_rows"):
         assert key in entry
     assert len(entry["sha256"]) == 64
+    by_name = {Path(f["source"]).name: f for f in manifest["files"]}
+    assert by_name[DDOS]["sha256"] == sha256_file(Path(by_name[DDOS]["source"]))  # hashed while read
     assert all(f["validation_success"] is True for f in manifest["files"])
+    assert {name: f["validation_sample_rows"] for name, f in by_name.items() if name in (MLCVE, DDOS)} \
+        == {MLCVE: 2000, DDOS: 1000}  # at most gx_sample_rows, drawn across the whole file
+    assert {name: (f["timestamp_clock"], f["first_timestamp"]) for name, f in by_name.items()
+            if name in (MLCVE, DDOS, PORTSCAN)} == {
+        MLCVE: (None, None), DDOS: ("12h", "2017-07-07T15:56:00"), PORTSCAN: ("12h", "2017-07-07T13:05:00")}
+    assert manifest["order"]["guessed"] is True  # excerpts: no day in the names, not all timestamped
     report = json.loads((out / "out" / "validation" / f"{Path(MLCVE).stem}.json").read_text())
     assert report["summary"]["success"] is True
-    assert report["summary"]["chunks"] == 1
-    assert report["gx_results"][0]["success"] is True
+    assert (report["summary"]["sample_rows"], report["summary"]["rows_offered"]) == (2000, 9998)
+    assert report["gx_results"][0]["results"][1]["result"]["element_count"] == 2000
     assert (out / "out" / "validation" / "data_docs" / "index.html").is_file()
 
 
@@ -248,12 +259,14 @@ def test_file_that_disappears_fails_and_others_go_on(shared_data, tmp_path):
     write(folder, "b.csv", real_lines(shared_data))
     listed = discover_inputs([str(folder)]).files
     (folder / "a.csv").unlink()  # gone between listing and reading
-    result = ingest_paths([str(p) for p in listed], cfg(tmp_path))
+    result = ingest_paths([str(p.path) for p in listed], cfg(tmp_path))
     got = [(Path(r.source).name, r.status, r.error) for r in result.reports]
-    assert got == [("a.csv", "failed", "file not found (missing or removed before it could be read)"),
-                   ("b.csv", "ok", None)]
+    # files with curated rows come first, in capture order; failed ones follow in the given order
+    assert got == [("b.csv", "ok", None),
+                   ("a.csv", "failed", "file not found (missing or removed before it could be read)")]
+    assert (result.reports[1].rows_in, result.reports[1].sha256) == (0, None)
     assert not result.ok
-    assert result.reports[0].one_line() == (
+    assert result.reports[1].one_line() == (
         "a.csv: failed, rows in 0, curated 0, quarantined 0, "
         "file not found (missing or removed before it could be read)")
 
@@ -348,16 +361,19 @@ def test_label_outside_the_set_is_quarantined(shared_data, tmp_path):
     assert quarantine(tmp_path, "label")["label"].to_pylist() == ["Evil Traffic"]
 
 
-def test_out_of_range_and_unparsable_timestamp_are_quarantined(shared_data, tmp_path):
+def test_out_of_range_is_quarantined_but_an_unparsable_timestamp_keeps_its_row(shared_data, tmp_path):
     lines = real_lines(shared_data)
     lines[1] = with_field(lines[1], 2, b"70000")  # Source Port
-    lines[2] = with_field(lines[2], 6, b"yesterday")  # Timestamp
+    lines[2] = with_field(lines[2], 6, b"yesterday")  # Timestamp: not a model input, row kept
     lines[3] = with_field(lines[3], 8, b"-3")  # Total Fwd Packets
     report = ingest_file(write(tmp_path, "range.csv", lines), cfg(tmp_path))
     assert report.quarantine_reasons == {"source_port: above max 65535": 1,
-                                         "timestamp: unparsable": 1,
                                          "total_fwd_packets: below min 0": 1}
-    assert report.rows_curated == 2
+    assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 3, 2)
+    assert report.timestamps_unparsable == 1
+    table = curated(tmp_path, "range")
+    assert table["row_number"].to_pylist() == [2, 4, 5]
+    assert table["timestamp"].to_pylist()[0] is None
 
 
 @pytest.mark.parametrize("dash", [b"\x96", "\u2013".encode(), b"\xc2\x96", "\ufffd".encode()],
@@ -417,3 +433,42 @@ def test_outputs_are_written_atomically(shared_data, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         ingest_file(path, cfg(tmp_path))
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+
+
+# --- capture order ----------------------------------------------------------------------------
+
+def test_manifest_lists_files_in_capture_order_from_their_names(shared_data, tmp_path):
+    friday = write(tmp_path, "Friday-WorkingHours-Afternoon-DDos.pcap_ISCX.csv", real_lines(shared_data))
+    monday = write(tmp_path, "Monday-WorkingHours.pcap_ISCX.csv", real_lines(shared_data, TL_BENIGN))
+    result = ingest_paths([str(friday), str(monday)], cfg(tmp_path))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [Path(f["source"]).name for f in manifest["files"]] == [monday.name, friday.name]
+    assert manifest["order"] == {"files": [monday.name, friday.name],
+                                 "method": "capture day and part from file names", "guessed": False,
+                                 "keys": {monday.name: "monday day", friday.name: "friday afternoon #2"}}
+    assert [r.name for r in result.reports] == [monday.name, friday.name]
+    assert [f["first_timestamp"] for f in manifest["files"]] == ["2017-07-07T15:30:00",
+                                                                 "2017-07-07T15:56:00"]
+    assert {f["timestamp_clock"] for f in manifest["files"]} == {"12h"}
+
+
+def test_without_day_names_first_timestamps_decide(shared_data, tmp_path):
+    ddos = write(tmp_path, "ddos.csv", real_lines(shared_data, DDOS))
+    scan = write(tmp_path, "scan.csv", real_lines(shared_data, PORTSCAN))  # 13:05, before 15:56
+    result = ingest_paths([str(ddos), str(scan)], cfg(tmp_path))
+    order = result.manifest["order"]
+    assert (order["files"], order["method"], order["guessed"]) == (
+        ["scan.csv", "ddos.csv"], "first timestamp of each file", False)
+    assert [f["first_timestamp"] for f in result.manifest["files"]] == ["2017-07-07T13:05:00",
+                                                                        "2017-07-07T15:56:00"]
+
+
+def test_otherwise_the_given_order_is_a_guess_that_says_so(shared_data, tmp_path):
+    from components.data.capture_order import FileOrder
+
+    b = write(tmp_path, "b.csv", real_lines(shared_data, MLCVE), end=b"\r\n")
+    a = write(tmp_path, "a.csv", real_lines(shared_data, MLCVE), end=b"\r\n")
+    result = ingest_paths([str(b), str(a)], cfg(tmp_path))
+    order = FileOrder(**result.manifest["order"])
+    assert (order.files, order.guessed) == (["b.csv", "a.csv"], True)
+    assert order.warning().startswith("file order is a guess (order given on the command line)")

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from components.data.casting import parse_label, parse_numeric, parse_timestamp, to_text
+from components.data.clock import Clock, ClockContradiction
 from components.data.contract import load_contract
 from components.data.gx_validation import merge_results
 from components.data.headers import detect_variant, plan_header
@@ -134,17 +135,60 @@ def test_merge_results_recomputes_success_on_totals():
     assert bad["success"] is False and bad["chunks"] == 2
 
 
-@pytest.mark.parametrize(("variant", "expected"), [
-    ("TrafficLabelling", ["2017-07-07T15:30:00", "2017-07-07T09:15:00", "2017-07-07T12:05:00",
-                          "2017-07-07T03:30:05"]),
-    ("other", ["2017-07-07T03:30:00", "2017-07-07T09:15:00", "2017-07-07T12:05:00",
-               "2017-07-07T03:30:05"]),
-])
-def test_published_twelve_hour_clock_is_read_as_afternoon(contract, variant, expected):
-    """The published files write 15:30 as "3:30"; only that variant and format are shifted."""
-    from functools import partial
+def _clock_read(clock, texts: list[bytes], contract):
+    parsed = parse_timestamp(pa.array(texts, pa.binary()), contract.timestamp_formats)
+    values = clock.read(parsed.values, parsed.plain, parsed.marked)
+    return [v.strftime("%H:%M") if v else None for v in values.to_pylist()]
 
-    raw = pa.array([b"7/7/2017 3:30", b"7/7/2017 9:15", b"7/7/2017 12:05", b"07/07/2017 03:30:05"],
-                   pa.binary())
-    parsed = parse_timestamp(raw, contract.timestamp_formats, partial(contract.pm_hours, variant))
-    assert [v.isoformat() for v in parsed.values.to_pylist()] == expected
+
+def test_twelve_hour_day_file_is_read_as_afternoon(contract):
+    """The published files write 15:30 as "3:30": hours 1-7 and none of 13-23 make a 12-hour day."""
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    assert _clock_read(clock, [b"7/7/2017 8:55", b"7/7/2017 12:05"], contract) == ["08:55", "12:05"]
+    assert clock.decision == "24h"  # nothing to shift yet
+    assert _clock_read(clock, [b"7/7/2017 3:30", b"07/07/2017 03:30:05", b"7/7/2017 3:30 PM"],
+                       contract) == ["15:30", "15:30", "15:30"]
+    assert clock.decision == "12h"
+
+
+def test_a_late_hour_settles_the_24_hour_clock(contract):
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    assert _clock_read(clock, [b"7/7/2017 13:05", b"7/7/2017 3:30"], contract) == ["13:05", "03:30"]
+    assert _clock_read(clock, [b"8/7/2017 2:00"], contract) == ["02:00"]
+    assert clock.decision == "24h"
+
+
+def test_a_late_hour_after_shifted_rows_asks_for_a_second_reading(contract):
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    _clock_read(clock, [b"7/7/2017 0:30", b"7/7/2017 1:30"], contract)
+    with pytest.raises(ClockContradiction):
+        _clock_read(clock, [b"7/7/2017 13:30"], contract)
+    fixed = Clock(contract.pm_hours, contract.late_hours, fixed_24h=True)
+    assert _clock_read(fixed, [b"7/7/2017 1:30", b"7/7/2017 13:30"], contract) == ["01:30", "13:30"]
+    assert fixed.decision == "24h"
+
+
+def test_am_pm_only_and_no_timestamps(contract):
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    assert _clock_read(clock, [b"7/7/2017 3:30:05 PM", b"", b"42"], contract) == ["15:30", None, None]
+    assert clock.decision == "12h"
+    assert Clock().decision is None
+
+
+def test_check_batch_int_columns_without_max_stop_at_int64(tmp_path):
+    """A contract may leave an int64 column open; a value no int64 holds is still set aside."""
+    from components.data.contract import default_contract_path
+
+    text = default_contract_path().read_text(encoding="utf-8")
+    block = text.index("- name: destination_port")
+    text = text[:block] + text[block:].replace("    max: 65535\n", "", 1)
+    (tmp_path / "open.yaml").write_text(text, encoding="utf-8")
+    open_contract = load_contract(tmp_path / "open.yaml")
+    header = list(open_contract.variants["MachineLearningCVE"])
+    plan = plan_header(header, open_contract)
+    rows = [_row(**{"Destination Port": b"99999999999999999999"}), _row(**{"Destination Port": b"70000"})]
+    columns = [pa.array([r[i] for r in rows], pa.binary()) for i in range(len(header))]
+    checked = check_batch(RawBatch(columns, np.arange(1, 3, dtype=np.int64)), plan, open_contract, "f.csv")
+    assert checked.quarantine["quarantine_reason"].to_pylist() == ["destination_port: beyond int64"]
+    assert checked.curated["destination_port"].to_pylist() == [70000]
+    assert checked.validation_frame["destination_port"].to_pylist() == [None, 70000]
