@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from components.data.ingest import plan_outputs
 from components.data.inputs import PARQUET_SUFFIXES, InputFile
-from components.data.outputs import write_json_atomic
+from components.data.outputs import remove_stale_temp_files, write_json_atomic
 from components.detect import plots
 from components.detect.inbox import Ledger, file_key
 from components.detect.night_report import FileStats, markdown
@@ -192,6 +192,7 @@ def score_flow(job: ScoreJob) -> dict:
     settings = load_settings()
     pinned, version = resolve_model(job.model_uri)
     detector = _detector(pinned)
+    remove_stale_temp_files([Path(job.out), Path(job.out) / "quarantine"])  # a killed run's leftovers
     planned, notes = plan_outputs(list(job.inputs))
     ledger = str(job.ledger) if job.ledger else None
     device = job.device
