@@ -1,1 +1,1 @@
-"""Raw CIC-IDS2017 files to curated parquet: contract, readers, casting, validation, ingest."""
+"""Raw CIC-IDS2017 files to curated parquet: contract, inputs and readers, casting, validation, ingest."""

@@ -9,8 +9,9 @@ quarantined is decided exactly for every row by ``validation``; GX's result is a
 size is in it). The result is kept verbatim (``gx_results``) with a file-level summary
 (``merge_results``, which also merges several results: counts are summed and each expectation's
 success is recomputed on the totals with its ``mostly``). Data Docs HTML is built once per run
-and output folder (``build_data_docs``). Importing GX takes seconds, so ``preload`` starts it on
-a thread while the first file is read.
+and output folder (``build_data_docs``). Importing GX takes about 3 s; it happens on the first
+validation (importing it on a thread while the first file streams measured slower: the import
+holds the GIL that the checks need).
 
 GX is not thread-safe and keeps a process-wide project context, so every GX call holds one lock.
 Its results carry run times, so they are reports, not part of the byte-identical outputs.
@@ -29,7 +30,6 @@ from components.data.expectations import suite_for_columns
 
 _LOCK = threading.RLock()
 _CONTEXTS: dict[str, _DocsContext] = {}
-_PRELOADING: threading.Thread | None = None
 _MAP_EXPECTATIONS_WITHOUT_NULLS = {"expect_column_values_to_be_between",
                                    "expect_column_values_to_be_in_set"}
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype()}
@@ -120,22 +120,6 @@ def validate_table(suite: dict, table: pa.Table, name: str, docs_dir: Path | Non
         results = [ctx.validate(file_suite, df, name)]
     summary = merge_results(results)
     return FileValidation(success=summary["success"], summary=summary, gx_results=results)
-
-
-def preload() -> None:
-    """Import Great Expectations on a daemon thread (once); the first validation then finds it."""
-    global _PRELOADING
-    with _LOCK:
-        if _PRELOADING is None:
-            _PRELOADING = threading.Thread(target=_import_gx, name="flowae-gx-import", daemon=True)
-            _PRELOADING.start()
-
-
-def _import_gx() -> None:
-    try:
-        import great_expectations  # noqa: F401
-    except Exception:  # noqa: BLE001, S110 - the real import in validate_table reports it
-        pass
 
 
 def build_data_docs(docs_dir: Path) -> Path | None:

@@ -42,7 +42,7 @@ from components.data.clock import Clock, ClockContradiction
 from components.data.contract import load_contract
 from components.data.errors import FileLevelError
 from components.data.expectations import load_suite
-from components.data.gx_validation import build_data_docs, forget_context, preload, validate_table
+from components.data.gx_validation import build_data_docs, forget_context, validate_table
 from components.data.headers import plan_header
 from components.data.inputs import InputFile, discover_inputs, display_name
 from components.data.outputs import AtomicParquetWriter, remove_stale_temp_files, write_json_atomic
@@ -353,14 +353,12 @@ def check_out_dir(out: Path) -> None:
             return
 
 
-def prepare_output(cfg: IngestConfig, gx: bool | None = None) -> list[str]:
-    """Before a run: refuse a file as ``--out``, remove temp files that killed runs left behind,
-    and start importing GX. Returns notes for the manifest."""
+def prepare_output(cfg: IngestConfig) -> list[str]:
+    """Before a run: refuse a file as ``--out`` and remove the temp files that killed runs left
+    behind. Returns notes for the manifest."""
     check_out_dir(Path(cfg.out))
     removed = remove_stale_temp_files([Path(cfg.out), cfg.curated_dir, cfg.quarantine_dir,
                                        cfg.validation_dir])
-    if cfg.run_gx if gx is None else gx:
-        preload()
     if removed:
         return [f"removed {len(removed)} temp file(s) left by an interrupted run"]
     return []
