@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(out, args, time.perf_counter() - started, command)
     print(text)
     if args.write_docs:
-        plots.roc_figure(out["curves"], title=f"Attacks vs other-day benign, seed {out['seeds'][0]}").savefig(
+        plots.roc_figure(out["curves"], title=f"Attacks vs other-day benign ({args.rules[0]} rule, seed {out['seeds'][0]})").savefig(
             REPO / "docs" / "quality_roc.png", dpi=110)
         write_docs(text, REPO / "docs" / "BENCHMARKS.md")
         (REPO / "docs" / "quality.json").write_text(json.dumps(out["tables"], indent=1, default=float))
