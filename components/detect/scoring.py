@@ -24,6 +24,7 @@ from components.data.errors import FileLevelError
 from components.data.ingest import as_input
 from components.data.inputs import InputFile
 from components.data.outputs import AtomicParquetWriter
+from components.data.readers import iter_parquet_batches
 from components.detect.detector import OUTPUT_COLUMNS, Detector
 from components.detect.flow_scores import ScoredFlows
 from components.detect.night_report import FileStats
@@ -105,7 +106,7 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
     writer = AtomicParquetWriter(target, pq.read_schema(parts[0]))
     try:
         for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
+            for batch in iter_parquet_batches(pq.ParquetFile(part), 65_536):
                 writer.write(pa.Table.from_batches([batch]))
         written = writer.commit()
     except BaseException:
