@@ -49,6 +49,7 @@ class Windows:
     starts: np.ndarray
     window: int
     order: np.ndarray | None = None
+    step: int | None = None  # known constant spacing of ``positions`` (windows without groups)
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -66,6 +67,8 @@ class Windows:
         p = self.positions
         if len(p) <= 1:
             return 1
+        if self.step is not None:
+            return self.step
         d = np.diff(p)
         return int(d[0]) if d[0] > 0 and np.all(d == d[0]) else None
 
@@ -125,7 +128,8 @@ def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | 
         raise ValueError(f"expected x of shape [N, F], got {x.shape}")
     if groups is None:
         pos = window_starts(len(x), window, stride)
-        return Windows(base=x, positions=pos, starts=pos.copy(), window=window, order=None)
+        pos.flags.writeable = False  # shared by positions and starts (they are equal here)
+        return Windows(base=x, positions=pos, starts=pos, window=window, order=None, step=stride)
 
     groups = np.asarray(groups)
     if len(groups) != len(x):
@@ -157,13 +161,20 @@ def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | 
 
 def _window_sums(per_flow_backing: np.ndarray, windows: Windows) -> np.ndarray:
     """Sum of a per-flow quantity over each window (cumsum trick, no loop over rows)."""
-    cs = np.concatenate([[0], np.cumsum(per_flow_backing, dtype=np.int64)])
-    return cs[windows.positions + windows.window] - cs[windows.positions]
+    n = len(per_flow_backing)
+    cs = np.empty(n + 1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+    cs[0] = 0
+    np.cumsum(per_flow_backing, dtype=cs.dtype, out=cs[1:])
+    p, step = windows.positions, windows.step
+    if step is not None and len(p):  # evenly spaced: two strided views, no gather
+        first, count = int(p[0]), len(p)
+        return cs[first + windows.window::step][:count] - cs[first::step][:count]
+    return cs[p + windows.window] - cs[p]
 
 
 def benign_window_mask(is_benign: np.ndarray, windows: Windows) -> np.ndarray:
     """True for windows whose every flow is benign."""
-    flags = windows._in_backing_order(np.asarray(is_benign, dtype=bool)).astype(np.int64)
+    flags = windows._in_backing_order(np.asarray(is_benign, dtype=bool))
     return _window_sums(flags, windows) == windows.window
 
 

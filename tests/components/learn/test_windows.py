@@ -90,3 +90,11 @@ def test_iter_batches_copies_float32_and_covers_every_index_once():
     assert firsts == idx.tolist()
     again = list(iter_batches(w, idx, batch_size=4, shuffle=True, seed=1))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+@pytest.mark.parametrize("n,window,stride", [(50, 4, 1), (50, 4, 3), (49, 7, 7), (6, 8, 2)])
+def test_benign_mask_equals_the_python_loop_for_every_stride(n, window, stride):
+    benign = np.random.default_rng(n + stride).random(n) > 0.1
+    w = build_windows(np.zeros((n, 1), np.float32), window, stride)
+    _, idx = _naive_windows(np.zeros((n, 1)), window, stride)
+    assert benign_window_mask(benign, w).tolist() == [bool(benign[m].all()) for m in idx]
