@@ -121,6 +121,7 @@ def run(sizes: list[int]) -> list[dict]:
     for n in sizes:
         data = synthetic_parquet(n)
         out = CACHE / "scored"
+        (out / "bench.scored.parquet").unlink(missing_ok=True)  # replacing a 2 GB file is not scoring
         e2e = run_child(_FLOWAE_E2E, [str(detector), str(data), str(out)])
         model = run_child(_MODEL_ONLY, [str(detector), str(data), "flowae"])
         forest = run_child(_MODEL_ONLY, [str(detector), str(data), "forest"])

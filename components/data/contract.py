@@ -156,4 +156,5 @@ def default_contract_path() -> Path:
 def load_contract(path: str | Path | None = None) -> Contract:
     """Load (and cache) the contract; the packaged CIC-IDS2017 contract by default."""
     with open(path or default_contract_path(), encoding="utf-8") as fh:
-        return _parse(yaml.safe_load(fh))
+        # libyaml's loader when present: 10x faster than pure Python (0.2 s of every command)
+        return _parse(yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
