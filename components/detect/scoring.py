@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from components.data.background import WriteBehind, prefetch
 from components.data.clock import Clock, ClockContradiction
 from components.data.contract import load_contract
 from components.data.errors import FileLevelError
@@ -139,26 +141,32 @@ def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: 
     """Feed the log's batches to the scorer and write every row whose score is final (within
     ``keep``, the file-index range of a part) to ``target``, atomically."""
     writer = AtomicParquetWriter(target, pa.schema(list(log.schema) + SCORE_FIELDS))
+    behind = WriteBehind(name="flowae-scored-writer")  # parquet encoding beside the model (no GIL)
     names = np.asarray(detector.feature_names, dtype=object)
     pending: list[tuple[pa.Table, np.ndarray]] = []
     rows = 0
     try:
-        for batch in _rebatch(log.batches, batch_rows):
-            pending.append((batch, scale(detector, batch)))
-            rows += batch.num_rows
-            _write_scored(writer, pending, scorer.feed(pending[-1][1]), names, detector, version, stats, keep)
-            if on_progress is not None:
-                on_progress(log.bytes_read, log.size_bytes, rows)
+        with closing(prefetch(_rebatch(log.batches, batch_rows), name="flowae-log-reader")) as batches:
+            for batch in batches:
+                pending.append((batch, scale(detector, batch)))
+                rows += batch.num_rows
+                _write_scored(behind, writer, pending, scorer.feed(pending[-1][1]), names, detector, version,
+                              stats, keep)
+                if on_progress is not None:
+                    on_progress(log.bytes_read, log.size_bytes, rows)
         tail = scorer.finish() if file_end else scorer.emit_until(keep[1])
-        _write_scored(writer, pending, tail, names, detector, version, stats, keep)
+        _write_scored(behind, writer, pending, tail, names, detector, version, stats, keep)
         left = sum(t.num_rows for t, _ in pending)
         if left and (keep is None or file_end):
             raise RuntimeError(f"{log.path}: {left} rows were left unscored")
+        behind.wait()
         writer.commit()
     except BaseException:
+        behind.close()
         writer.abort()
         raise
     finally:
+        behind.close()
         log.close()
 
 
@@ -172,7 +180,7 @@ def scale(detector: Detector, batch: pa.Table) -> np.ndarray:
     return detector.transform.apply_log(logged, detector.feature_names)
 
 
-def _write_scored(writer: AtomicParquetWriter, pending: list[tuple[pa.Table, np.ndarray]],
+def _write_scored(behind: WriteBehind, writer: AtomicParquetWriter, pending: list[tuple[pa.Table, np.ndarray]],
                   scored: ScoredFlows, names: np.ndarray, detector: Detector, version: str,
                   stats: FileStats, keep: tuple[int, int] | None) -> None:
     """Write the rows whose scores are final (the oldest ``len(scored)`` pending rows)."""
@@ -199,7 +207,7 @@ def _write_scored(writer: AtomicParquetWriter, pending: list[tuple[pa.Table, np.
     out = rows
     for name in (f.name for f in SCORE_FIELDS):
         out = out.append_column(name, columns[name])
-    writer.write(out)
+    behind.submit(writer.write, out)
     stats.add_scored(out, x)
 
 
