@@ -91,3 +91,44 @@ def test_a_crash_mid_file_leaves_no_partial_output(tiny_fit, shared_data, names,
     with pytest.raises(RuntimeError, match="killed"):
         score_file(tiny_fit.detector, shared_data / names["ddos"], tmp_path, "ddos", "1", batch_rows=100)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_24_hour_file_that_looked_12_hour_at_first_is_scored_again_on_24_hours(
+        tiny_fit, shared_data, names, tmp_path):
+    """Hours 1-7 first (read as afternoon), 13-23 later: the file is scored again on 24 hours,
+    every row once, with its own times."""
+    lines = (shared_data / names["ddos"]).read_text().splitlines()[:81]
+    column = lines[0].split(",").index("Timestamp")
+    rows = []
+    for i, line in enumerate(lines[1:]):
+        fields = line.split(",")
+        fields[column] = f"7/7/2017 {3 if i < 40 else 15}:{i % 60:02d}"
+        rows.append(",".join(fields))
+    path = tmp_path / "night.csv"
+    path.write_text("\n".join([lines[0], *rows]) + "\n")
+    result = score_file(tiny_fit.detector, path, tmp_path / "out", "night", "1", batch_rows=20)
+    assert result.status == "ok"
+    table = pq.read_table(result.output)
+    assert table.column("row_number").to_pylist() == list(range(1, 81))
+    hours = [t.hour for t in table.column("timestamp").to_pylist()]
+    assert hours == [3] * 40 + [15] * 40
+    assert np.isfinite(table.column("anomaly_score").to_numpy()).all()
+
+
+def test_a_write_error_on_the_writer_thread_fails_the_file_and_leaves_nothing(
+        tiny_fit, shared_data, names, tmp_path, monkeypatch):
+    from components.data.outputs import AtomicParquetWriter
+
+    real = AtomicParquetWriter.write
+    calls = {"n": 0}
+
+    def disk_full(self, table):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, table)
+
+    monkeypatch.setattr(AtomicParquetWriter, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        score_file(tiny_fit.detector, shared_data / names["ddos"], tmp_path, "ddos", "1", batch_rows=100)
+    assert list(tmp_path.iterdir()) == []
