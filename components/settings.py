@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 Device = Literal["auto", "cpu", "cuda"]
-InvalidValuePolicy = Literal["quarantine", "impute"]
+InvalidValuePolicy = Literal["keep", "quarantine", "impute"]
 
 
 class SettingsError(ValueError):
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     checkpoint_dir: Path = Path("checkpoints")
     device: Device = "auto"
     seed: int = Field(default=42, ge=0)
-    invalid_values: InvalidValuePolicy = "quarantine"
+    invalid_values: InvalidValuePolicy = "keep"
 
     @field_validator("tracking_uri")
     @classmethod

@@ -50,7 +50,7 @@ def _progress_bar(item: InputFile):
 
 @task(name="ingest-file", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error,
       task_run_name="ingest-{stem}")
-def ingest_file_task(path: str, stem: str, out: str, invalid_values: str = "quarantine",
+def ingest_file_task(path: str, stem: str, out: str, invalid_values: str = "keep",
                      progress: bool = False, run_gx: bool = True, member: str | None = None) -> dict:
     """Ingest one input (a file, or ``member`` of the zip archive ``path``); returns its manifest
     entry (plain data, so Prefect can persist it)."""

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +49,7 @@ from components.data.readers import RawSource, open_input, open_source
 from components.data.sampling import RowSample
 from components.data.validation import (
     ColumnStats,
+    InvalidValuePolicy,
     bad_line_reason,
     bad_lines_table,
     check_batch,
@@ -57,7 +57,6 @@ from components.data.validation import (
     quarantine_schema,
 )
 
-InvalidValuePolicy = Literal["quarantine", "impute"]
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, rows done)
 # Errors that mean "this file cannot be read", not "the disk hiccupped": they fail the file at once.
 PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
@@ -73,7 +72,7 @@ class IngestConfig:
     rows of each file Great Expectations validates (a seeded sample drawn across the whole file)."""
 
     out: Path
-    invalid_values: InvalidValuePolicy = "quarantine"
+    invalid_values: InvalidValuePolicy = "keep"
     block_size: int = 8 << 20
     gx_sample_rows: int = 50_000
     gx_seed: int = 0
@@ -113,6 +112,7 @@ class FileReport:
     notes: list[str] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     imputed_values: dict[str, int] = field(default_factory=dict)
+    nulled_values: dict[str, int] = field(default_factory=dict)  # kept rows whose value became null
     null_counts: dict[str, int] = field(default_factory=dict)
     inf_counts: dict[str, int] = field(default_factory=dict)
     validation_success: bool | None = None
@@ -272,6 +272,7 @@ def _ingest_rows(source: RawSource, cfg: IngestConfig, stem: str, report: FileRe
     report.quarantine = str(written) if written else None
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.imputed_values = {k: v for k, v in sorted(stats.imputed.items()) if v}
+    report.nulled_values = {k: v for k, v in sorted(stats.nulled.items()) if v}
     report.null_counts = {c: stats.null.get(c, 0) for c in plan.names if c != "label"}
     report.inf_counts = {c: stats.inf.get(c, 0) for c in plan.names
                          if plan.column(c).spec.dtype in ("float64", "int64")}

@@ -15,11 +15,14 @@ Timestamps are not model inputs, so a timestamp never costs a row: a missing or 
 kept as null and counted (``ColumnStats.null`` / ``ColumnStats.text``). Which clock the file's
 timestamps are on is decided by ``clock.Clock``, across batches.
 
-Invalid values (missing, NaN, +-inf) in *feature* columns follow ``invalid_values``:
-``quarantine`` (default) sends the row to quarantine; ``impute`` replaces the value by the median
-of the column's finite, in-range values in the same record batch (0.0 when there are none), so the
-result does not depend on the rest of the file and memory stays bounded. Text in a numeric column,
-out-of-range values and invalid identifiers or labels are always quarantined.
+Unusable values in *feature* columns (``casting.value_checks``: missing, NaN, +-inf, text, out of
+range) follow ``invalid_values``: ``keep`` (default) keeps the row, sets the value to null and
+names it in the row's ``input_problem``: exactly what nightly scoring does with the same value, so
+the model is trained and calibrated on rows handled as a night's rows are (a null is "no
+information": the benign centre once scaled). ``quarantine`` sends the row to quarantine;
+``impute`` replaces missing/NaN/inf by the median of the column's finite, in-range values in the
+same record batch. Invalid identifiers or labels always send the row to quarantine (a night needs
+neither to score a row; training needs the label).
 """
 from __future__ import annotations
 
@@ -33,24 +36,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.data.casting import (
+    INT64_LIMIT,
     Parsed,
     ParsedLabel,
     ParsedTimestamp,
+    join_problems,
     parse_label,
     parse_numeric,
     parse_text,
     parse_timestamp,
     to_text,
+    value_checks,
 )
 from components.data.clock import Clock
 from components.data.contract import Contract
 from components.data.headers import HeaderPlan, header_label_text
 from components.data.readers import BadLine, RawBatch
 
-InvalidValuePolicy = Literal["quarantine", "impute"]
+InvalidValuePolicy = Literal["keep", "quarantine", "impute"]
 NUMERIC = ("float64", "int64")
 META_COLUMNS = ("source_file", "row_number")
-INT64_LIMIT = 2.0**63  # the first float that no int64 holds
 
 
 @dataclass
@@ -61,12 +66,14 @@ class ColumnStats:
     inf: Counter = field(default_factory=Counter)
     text: Counter = field(default_factory=Counter)  # unparsable
     imputed: Counter = field(default_factory=Counter)
+    nulled: Counter = field(default_factory=Counter)  # kept as null (policy ``keep``), curated rows
 
     def add(self, other: ColumnStats) -> None:
         self.null.update(other.null)
         self.inf.update(other.inf)
         self.text.update(other.text)
         self.imputed.update(other.imputed)
+        self.nulled.update(other.nulled)
 
 
 @dataclass
@@ -84,9 +91,11 @@ def _rows(frame_idx: pa.Array) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def curated_schema(plan: HeaderPlan) -> pa.Schema:
-    """Typed columns present in the file, in contract order, then source_file and row_number."""
+    """Typed columns present in the file, in contract order, then source_file, row_number and
+    input_problem (which feature values were unusable and kept as null, as in a scored night)."""
     fields = [pa.field(c.spec.name, arrow_type(c.spec.dtype)) for c in plan.columns]
-    return pa.schema(fields + [pa.field("source_file", pa.string()), pa.field("row_number", pa.int64())])
+    return pa.schema(fields + [pa.field("source_file", pa.string()), pa.field("row_number", pa.int64()),
+                               pa.field("input_problem", pa.string())])
 
 
 @lru_cache(maxsize=64)
@@ -238,7 +247,7 @@ def check_batch(batch: RawBatch | ParsedBatch, plan: HeaderPlan, contract: Contr
     bad = rules.bad()
     numbers = pa.array(raw.row_numbers, pa.int64())
     table = pa.table({**typed, "source_file": pa.repeat(pa.scalar(source_file), n),
-                      "row_number": numbers})
+                      "row_number": numbers, "input_problem": join_problems(n, numeric.problems)})
     reasons: Counter = Counter()
     quarantine = None
     if bad.any():
@@ -266,6 +275,8 @@ def check_batch(batch: RawBatch | ParsedBatch, plan: HeaderPlan, contract: Contr
         ordinary[bad_idx[empty | header]] = False
     for name, imputed in numeric.imputed:
         stats.imputed[name] += int((imputed & ordinary).sum())
+    for name, nulled in numeric.nulled:
+        stats.nulled[name] += int((nulled & ~bad).sum())
     curated = table.cast(curated_schema(plan))  # safe: good rows are finite, integral and in range
     validation_frame = pa.table({**frame, "row_number": numbers.take(frame_idx)},
                                 schema=validation_schema(plan))
@@ -290,6 +301,8 @@ def _all_blank(columns: list[pa.Array]) -> np.ndarray:
 class _NumericChecks:
     columns: dict[str, tuple[pa.Array, pa.Array]]  # name -> (curated values, GX values)
     imputed: list[tuple[str, np.ndarray]]  # name -> rows whose invalid value was imputed
+    nulled: list[tuple[str, np.ndarray]]  # name -> rows whose unusable value was kept as null
+    problems: list[tuple[np.ndarray, str]]  # (rows, "column: reason") of the nulled values
 
 
 def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rules,
@@ -304,7 +317,7 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
     inside = (values >= lo) & (values <= hi)
     suspect = set(np.flatnonzero(~inside.all(axis=0)).tolist()) | set(np.flatnonzero(is_int).tolist())
     frame_rows = frame_idx.to_numpy()
-    out = _NumericChecks({}, [])
+    out = _NumericChecks({}, [], [], [])
     for j, mapped in enumerate(cols):
         spec, name = mapped.spec, mapped.spec.name
         column = values[:, j]
@@ -314,35 +327,37 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
             continue
         none = np.zeros(len(column), dtype=bool)
         missing, unparsable = parsed.nulls.get(j, (none, none))
-        nan = np.isnan(column) & ~missing & ~unparsable
+        checks = value_checks(column, missing, unparsable, spec.min, spec.max, bool(is_int[j]))
         inf = np.isinf(column)
-        below = (column < spec.min) & ~inf if spec.min is not None else none
-        above = (column > spec.max) & ~inf if spec.max is not None else none
-        fractional = beyond = none
-        if is_int[j]:
-            finite = np.isfinite(column)
-            fractional = finite & (column != np.trunc(column))
-            beyond = finite & (np.abs(column) >= INT64_LIMIT) & ~below & ~above
-        invalid = missing | nan | inf
+        invalid = missing | (np.isnan(column) & ~unparsable) | inf
+        keeping = bool(is_feature[j]) and policy == "keep"
         imputing = bool(is_feature[j]) and policy == "impute"
-        stats.null[name] += int((missing | nan).sum())
+        stats.null[name] += int((missing | (np.isnan(column) & ~unparsable)).sum())
         stats.inf[name] += int(inf.sum())
         stats.text[name] += int(unparsable.sum())
-        checks = [(unparsable, "not a number"), (below, f"below min {_fmt(spec.min)}"),
-                  (above, f"above max {_fmt(spec.max)}"), (fractional, "not an integer"),
-                  (beyond, "beyond int64")]
-        if not imputing:
-            checks += [(missing, "missing"), (nan, "NaN"), (inf, "infinite")]
-        for rank, (mask, text) in enumerate(checks):
-            rules.add((order[name], rank), mask, f"{name}: {text}")
         curated = arrays[j]
-        if imputing and invalid.any():
-            usable = np.isfinite(column) & ~below & ~above
-            fill = float(np.median(column[usable])) if usable.any() else 0.0
-            curated = pa.array(np.where(invalid, fill, column), pa.float64())
-            out.imputed.append((name, invalid))
-        elif curated.null_count:
-            curated = pa.array(column, pa.float64())  # nulls only in rows that are quarantined
+        if keeping:  # the night's rule: the value is no information, the row stays
+            unusable = np.zeros(len(column), dtype=bool)
+            for mask, text in checks:
+                unusable |= mask
+                if text != "missing":  # as in a scored night: an empty field is no news
+                    out.problems.append((mask, f"{name}: {text}"))
+            if unusable.any():
+                curated = pa.array(column, pa.float64(), mask=unusable)
+                out.nulled.append((name, unusable))
+        else:
+            for rank, (mask, text) in enumerate(checks):
+                if imputing and text in _INVALID:
+                    continue
+                rules.add((order[name], rank), mask, f"{name}: {text}")
+            if imputing and invalid.any():
+                usable = np.isfinite(column) & ~_any(checks)
+                fill = float(np.median(column[usable])) if usable.any() else 0.0
+                curated = pa.array(np.where(invalid, fill, column), pa.float64())
+                out.imputed.append((name, invalid))
+            elif curated.null_count:
+                curated = pa.array(column, pa.float64())  # nulls only in rows that are quarantined
+        fractional = next((m for m, t in checks if t == "not an integer"), none)
         null = (missing | unparsable)[frame_rows]
         if is_int[j]:
             null |= ~np.isfinite(gx) | fractional[frame_rows] | (np.abs(gx) >= INT64_LIMIT)
@@ -353,8 +368,14 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
     return out
 
 
-def _fmt(value: float | None) -> str:
-    return f"{value:g}" if value is not None else ""
+_INVALID = frozenset({"missing", "NaN", "infinite"})  # what ``impute`` fills instead of quarantining
+
+
+def _any(checks: list[tuple[np.ndarray, str]]) -> np.ndarray:
+    out = np.zeros(len(checks[0][0]) if checks else 0, dtype=bool)
+    for mask, _ in checks:
+        out = out | mask
+    return out
 
 
 @lru_cache(maxsize=64)

@@ -3,8 +3,9 @@
 Why not ingest's curated output: ingest sets aside rows it cannot use for *training*; scoring
 must return *every* input row with a score. So a file is checked against the contract's serving
 part (a known header variant with the model's features; no label needed) and then read with the
-same readers and casts as ingest, but a bad value only nulls that value (the model treats it as
-"no information") and is named in the row's ``input_problem``; a line with the wrong number of
+same readers, casts and value rule (``casting.value_checks``) as ingest, and a bad value only nulls
+that value (the model reads the benign centre there) and is named in the row's ``input_problem``,
+exactly as ingest's default ``keep`` policy does for the rows a model is trained and calibrated on; a line with the wrong number of
 fields keeps its place, all values null. A file that fails the serving check is not scored at all.
 """
 from __future__ import annotations
@@ -19,7 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from components.data.casting import parse_label, parse_numeric, parse_text, parse_timestamp
+from components.data.casting import (
+    join_problems,
+    parse_label,
+    parse_numeric,
+    parse_text,
+    parse_timestamp,
+    value_checks,
+)
 from components.data.clock import Clock
 from components.data.contract import Contract, load_contract
 from components.data.headers import HeaderPlan, header_label_text, plan_header
@@ -106,17 +114,17 @@ def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract, clock: Cloc
         if spec.dtype in ("float64", "int64"):
             parsed = parse_numeric(arr)
             values = parsed.values.to_numpy(zero_copy_only=False).astype(np.float64)
-            bad = parsed.unparsable
+            unusable = np.zeros(n, dtype=bool)
+            for mask, text in value_checks(values, parsed.missing, parsed.unparsable, spec.min, spec.max,
+                                           spec.dtype == "int64"):
+                unusable |= mask
+                if text != "missing":  # an empty field is no news; a wrong one is named
+                    problems.append((mask, f"{spec.name}: {text}"))
             if spec.dtype == "int64":
-                finite = np.isfinite(values)
-                ok = finite & (values == np.trunc(values)) & (np.abs(values) < 2 ** 62)
-                bad = bad | (finite & ~ok)
-                columns[spec.name] = pa.array(np.where(ok, values, 0).astype(np.int64), pa.int64(), mask=~ok)
+                columns[spec.name] = pa.array(np.where(unusable, 0, values).astype(np.int64), pa.int64(),
+                                              mask=unusable)
             else:
-                if spec.role == "feature":
-                    problems.append((~np.isfinite(values) & ~parsed.missing & ~bad, f"{spec.name}: not finite"))
-                columns[spec.name] = pa.array(values, pa.float64(), mask=parsed.missing | bad)
-            problems.append((bad, f"{spec.name}: not a number"))
+                columns[spec.name] = pa.array(values, pa.float64(), mask=unusable)
             continue
         if spec.dtype == "timestamp":
             parsed = parse_timestamp(arr, contract.timestamp_formats)
@@ -126,19 +134,8 @@ def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract, clock: Cloc
             columns[spec.name] = parsed.values
         problems.append((parsed.unparsable, f"{spec.name}: unparsable"))
     columns["row_number"] = pa.array(raw.row_numbers, pa.int64())
-    columns["input_problem"] = _reasons(n, problems)
+    columns["input_problem"] = join_problems(n, problems)
     return pa.table(columns, schema=serving_schema(plan))
-
-
-def _reasons(n: int, problems: list[tuple[np.ndarray, str]]) -> pa.Array:
-    """One string per row joining its problems, null for clean rows (vectorised per problem)."""
-    out = pa.nulls(n, pa.string())
-    for mask, reason in problems:
-        if not mask.any():
-            continue
-        joined = pc.if_else(pc.is_null(out), pa.scalar(reason), pc.binary_join_element_wise(out, reason, "; "))
-        out = pc.if_else(pa.array(mask), joined, out)
-    return out
 
 
 def _ordered(typed: pa.Table | None, bad: list[BadLine], plan: HeaderPlan, schema: pa.Schema) -> pa.Table:

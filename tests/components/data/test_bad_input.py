@@ -81,17 +81,30 @@ def test_well_quoted_fields_are_read(real):
     assert (report.status, real.counts(report)) == ("ok", (3, 3, 0))
 
 
-@pytest.mark.parametrize(("index", "reason"), [
-    (2, "source_port: above max 65535"),  # an int64 column
-    (8, "total_fwd_packets: above max 9.22337e+18"),  # a count: beyond int64 is not a count
+@pytest.mark.parametrize(("index", "reason", "policy"), [
+    (2, "source_port: above max 65535", "keep"),  # an int64 identifier: always set aside
+    (8, "total_fwd_packets: above max 9.22337e+18", "quarantine"),  # a count: beyond int64 is not a count
 ])
-def test_an_integer_beyond_int64_quarantines_the_row(real, index, reason):
+def test_an_integer_beyond_int64_quarantines_the_row(real, index, reason, policy):
     lines = real.lines(rows=10)
     lines[4] = real.with_field(lines[4], index, b"99999999999999999999")
-    report = ingest_file(real.write("big.csv", lines), real.cfg(run_gx=True))
+    report = ingest_file(real.write("big.csv", lines), real.cfg(run_gx=True, invalid_values=policy))
     assert (report.status, real.counts(report)) == ("ok", (10, 9, 1))
     assert report.quarantine_reasons == {reason: 1}
     assert report.validation_sample_rows == 10
+
+
+def test_a_feature_beyond_int64_is_kept_as_null_by_default(real):
+    """The night's rule: the row stays, the count becomes no information, and the row says why."""
+    lines = real.lines(rows=10)
+    lines[4] = real.with_field(lines[4], 8, b"99999999999999999999")
+    report = ingest_file(real.write("big.csv", lines), real.cfg())
+    assert (report.status, real.counts(report)) == ("ok", (10, 10, 0))
+    assert report.nulled_values == {"total_fwd_packets": 1}
+    table = real.curated("big")
+    assert table["total_fwd_packets"].to_pylist()[3] is None  # data row 4
+    assert table["input_problem"].to_pylist()[3] == "total_fwd_packets: above max 9.22337e+18"
+    assert table["input_problem"].null_count == 9
 
 
 def _ddos_frame(real, rows: int = 20) -> pd.DataFrame:

@@ -95,13 +95,14 @@ def test_real_files_counts_add_up_exactly(real_run):
     _, result = real_run
     got = {Path(r.source).name: (r.status, r.rows_in, r.rows_curated, r.rows_quarantined)
            for r in result.reports}
-    # MLCVE: 13 Infinity + 1 NaN sit in 7 rows (6 rows with two Infinity, 1 row NaN + Infinity).
+    # MLCVE: 13 Infinity + 1 NaN sit in 7 rows (6 rows with two Infinity, 1 row NaN + Infinity);
+    # the default policy keeps them (values null, as a night scores them): nothing quarantined.
     known = {
-        MLCVE: ("ok", 9998, 9991, 7),
-        TL_BENIGN: ("ok", 299, 298, 1),
+        MLCVE: ("ok", 9998, 9998, 0),
+        TL_BENIGN: ("ok", 299, 299, 0),
         DDOS: ("ok", 1000, 1000, 0),
         PORTSCAN: ("ok", 1000, 1000, 0),
-        WEEK_SAMPLE: ("ok", 1686, 1685, 1),  # one row with Infinity rates
+        WEEK_SAMPLE: ("ok", 1686, 1686, 0),  # one row with Infinity rates, kept
     }
     assert {name: got[name] for name in known} == known
     for r in result.reports:  # files added to ../shared later must add up too
@@ -109,20 +110,38 @@ def test_real_files_counts_add_up_exactly(real_run):
         assert r.rows_in == r.rows_curated + r.rows_quarantined
 
 
-def test_real_files_quarantine_reasons_and_rows(real_run):
+def test_real_files_unusable_values_are_kept_as_null_and_named(real_run):
+    """Default ``keep``: the Infinity/NaN rates become null in their row, which stays in place with
+    ``input_problem`` naming them: the same rule nightly scoring applies to the same row."""
     out, result = real_run
     by_name = {Path(r.source).name: r for r in result.reports}
-    assert by_name[MLCVE].quarantine_reasons == {
+    report = by_name[MLCVE]
+    assert report.quarantine_reasons == {}
+    assert report.nulled_values == {"flow_bytes_s": 7, "flow_packets_s": 7}
+    assert report.inf_counts["flow_bytes_s"] == 6
+    assert report.inf_counts["flow_packets_s"] == 7
+    assert report.null_counts["flow_bytes_s"] == 1
+    table = pq.read_table(out / "out" / "curated" / f"{Path(MLCVE).stem}.parquet")
+    problems = table.filter(pa.compute.is_valid(table["input_problem"]))
+    assert problems.num_rows == 7
+    assert problems["flow_bytes_s"].null_count == 7 and problems["flow_packets_s"].null_count == 7
+    nan_row = problems.filter(pa.compute.equal(problems["row_number"], 6797))  # line 6798 of the file
+    assert nan_row["input_problem"].to_pylist() == ["flow_bytes_s: NaN; flow_packets_s: infinite"]
+    assert nan_row["destination_port"].to_pylist() == [36812]
+    assert table["input_problem"].null_count == table.num_rows - 7
+
+
+def test_quarantine_policy_sets_unusable_rows_aside(shared_data, tmp_path):
+    report = ingest_file(shared_data / MLCVE, cfg(tmp_path, invalid_values="quarantine"))
+    assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (9998, 9991, 7)
+    assert report.quarantine_reasons == {
         "flow_bytes_s: NaN; flow_packets_s: infinite": 1,
         "flow_bytes_s: infinite; flow_packets_s: infinite": 6,
     }
-    assert by_name[MLCVE].inf_counts["flow_bytes_s"] == 6
-    assert by_name[MLCVE].inf_counts["flow_packets_s"] == 7
-    assert by_name[MLCVE].null_counts["flow_bytes_s"] == 1
-    q = pq.read_table(out / "out" / "quarantine" / f"{Path(MLCVE).stem}.parquet")
+    q = pq.read_table(tmp_path / "out" / "quarantine" / f"{Path(MLCVE).stem}.parquet")
     nan_row = q.filter(pa.compute.equal(q["quarantine_reason"],
                                         "flow_bytes_s: NaN; flow_packets_s: infinite"))
-    assert nan_row["row_number"].to_pylist() == [6797]  # line 6798 of the file
+    assert nan_row["row_number"].to_pylist() == [6797]
     assert nan_row["flow_bytes_s"].to_pylist() == ["NaN"]
     assert nan_row["destination_port"].to_pylist() == ["36812"]
 
@@ -133,7 +152,8 @@ def test_real_files_canonical_typed_columns(real_run, shared_data):
     mlcve = pq.read_table(out / "out" / "curated" / f"{Path(MLCVE).stem}.parquet")
     tl = pq.read_table(out / "out" / "curated" / f"{Path(DDOS).stem}.parquet")
     feature_names = contract.feature_names
-    assert mlcve.column_names == ["destination_port"] + feature_names + ["label", "source_file", "row_number"]
+    assert mlcve.column_names == ["destination_port"] + feature_names + ["label", "source_file", "row_number",
+                                                                         "input_problem"]
     assert tl.column_names[:7] == ["flow_id", "source_ip", "source_port", "destination_ip",
                                    "destination_port", "protocol", "timestamp"]
     assert "fwd_header_length_1" in tl.column_names
@@ -192,13 +212,13 @@ def test_small_blocks_keep_row_numbers_and_counts(shared_data, tmp_path):
     lines = real_lines(shared_data, MLCVE, rows=300)
     lines[100] = lines[100][:40]
     path = write(tmp_path, "blocks.csv", lines, end=b"\r\n")
-    report = ingest_file(path, cfg(tmp_path, block_size=4096))
+    report = ingest_file(path, cfg(tmp_path, block_size=4096, invalid_values="quarantine"))
     # row 66 of the real file has Infinity in both rate columns; row 100 was cut short above
     assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (300, 298, 2)
     small_blocks = curated(tmp_path, "blocks")
     assert small_blocks["row_number"].to_pylist() == [n for n in range(1, 301) if n not in (66, 100)]
     assert quarantine(tmp_path, "blocks")["row_number"].to_pylist() == [66, 100]
-    ingest_file(path, cfg(tmp_path))  # one block
+    ingest_file(path, cfg(tmp_path, invalid_values="quarantine"))  # one block
     assert curated(tmp_path, "blocks").equals(small_blocks)
 
 
@@ -306,7 +326,7 @@ def test_extra_unknown_column_is_left_out_and_noted(shared_data, tmp_path):
 def test_text_in_numeric_column_is_quarantined(shared_data, tmp_path):
     lines = real_lines(shared_data)
     lines[2] = with_field(lines[2], 7, b"oops")  # Flow Duration
-    report = ingest_file(write(tmp_path, "text.csv", lines), cfg(tmp_path))
+    report = ingest_file(write(tmp_path, "text.csv", lines), cfg(tmp_path, invalid_values="quarantine"))
     assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 4, 1)
     q = quarantine(tmp_path, "text")
     assert q["quarantine_reason"].to_pylist() == ["flow_duration: not a number"]
@@ -322,8 +342,28 @@ def _inf_nan_file(shared_data, tmp_path) -> Path:
     return write(tmp_path, "invalid.csv", lines)
 
 
-def test_inf_and_nan_are_quarantined_by_default(shared_data, tmp_path):
+def test_text_in_a_feature_is_kept_as_null_by_default(shared_data, tmp_path):
+    lines = real_lines(shared_data)
+    lines[2] = with_field(lines[2], 7, b"oops")  # Flow Duration
+    report = ingest_file(write(tmp_path, "text.csv", lines), cfg(tmp_path))
+    assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 5, 0)
+    table = curated(tmp_path, "text")
+    assert table["flow_duration"].to_pylist()[1] is None
+    assert table["input_problem"].to_pylist() == [None, "flow_duration: not a number", None, None, None]
+
+
+def test_inf_and_nan_are_kept_as_null_by_default(shared_data, tmp_path):
     report = ingest_file(_inf_nan_file(shared_data, tmp_path), cfg(tmp_path))
+    assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 5, 0)
+    assert report.nulled_values == {"flow_bytes_s": 1, "flow_packets_s": 2}
+    table = curated(tmp_path, "invalid")
+    assert table["input_problem"].to_pylist() == ["flow_bytes_s: infinite", None, "flow_packets_s: NaN",
+                                                  None, None]  # an empty field is no news
+    assert table["flow_packets_s"].null_count == 2 and table["flow_bytes_s"].null_count == 1
+
+
+def test_inf_and_nan_are_quarantined_by_that_policy(shared_data, tmp_path):
+    report = ingest_file(_inf_nan_file(shared_data, tmp_path), cfg(tmp_path, invalid_values="quarantine"))
     assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 2, 3)
     assert report.quarantine_reasons == {"flow_bytes_s: infinite": 1, "flow_packets_s: NaN": 1,
                                          "flow_packets_s: missing": 1}
@@ -366,7 +406,7 @@ def test_out_of_range_is_quarantined_but_an_unparsable_timestamp_keeps_its_row(s
     lines[1] = with_field(lines[1], 2, b"70000")  # Source Port
     lines[2] = with_field(lines[2], 6, b"yesterday")  # Timestamp: not a model input, row kept
     lines[3] = with_field(lines[3], 8, b"-3")  # Total Fwd Packets
-    report = ingest_file(write(tmp_path, "range.csv", lines), cfg(tmp_path))
+    report = ingest_file(write(tmp_path, "range.csv", lines), cfg(tmp_path, invalid_values="quarantine"))
     assert report.quarantine_reasons == {"source_port: above max 65535": 1,
                                          "total_fwd_packets: below min 0": 1}
     assert (report.rows_in, report.rows_curated, report.rows_quarantined) == (5, 3, 2)
@@ -401,7 +441,7 @@ def test_parquet_input_with_rerelease_names(shared_data, tmp_path):
     df.loc[3, "Flow Byts/s"] = float("inf")
     path = tmp_path / "ddos-rerelease.parquet"
     df.to_parquet(path)
-    report = ingest_file(path, cfg(tmp_path))
+    report = ingest_file(path, cfg(tmp_path, invalid_values="quarantine"))
     assert (report.status, report.rows_in, report.rows_curated, report.rows_quarantined) == ("ok", 50, 49, 1)
     table = curated(tmp_path, "ddos-rerelease")
     assert {"total_fwd_packets", "flow_bytes_s", "average_packet_size"} <= set(table.column_names)
