@@ -152,17 +152,25 @@ def train(
 def evaluate(
     model_uri: Annotated[str, typer.Option("--model-uri", help="models:/flowae@champion, runs:/ID/model, ...")],
     data: Annotated[Path, typer.Option("--data", help="Labelled folder written by `flowae ingest --out`.")],
+    include_training_data: Annotated[bool, typer.Option(
+        "--include-training-data",
+        help="Also count the flows the model was fitted or calibrated on (the run says so).")] = False,
 ) -> None:
-    """Evaluate a model on labelled curated data: AUROC, AUPRC, F1, FPR, recall per attack label."""
+    """Evaluate a model on labelled curated data: AUROC, AUPRC, F1, FPR, recall per attack label.
+
+    Flows the model was fitted or calibrated on (its recorded training files, same name and
+    content, its recorded split) are left out unless --include-training-data is given."""
     settings = _settings()
 
     def work(api):
         from flows.evaluate import evaluate_flow
 
         api.wait_ready()
-        return evaluate_flow(model_uri, str(data))
+        return evaluate_flow(model_uri, str(data), include_training_data)
 
     result = run_flow_command("evaluate", settings.work_dir, work)
+    for line in result["left_out"]:
+        typer.echo(line)
     typer.echo(result["summary"])
     typer.echo(f"MLflow run id: {result['run_id']}  ({settings.evaluate_experiment})")
     typer.echo(f"open: {result['link']}")
