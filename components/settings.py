@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     mlflow_ui_url: str | None = None  # links printed by retrain/compare/demo; default: see ui_base
     promotion_metric: Literal["auroc", "auprc", "f1", "recall"] = "auroc"
     promotion_margin: float = Field(default=0.0, ge=0.0, le=1.0)
+    # recall/f1 promotion: the challenger's benign FPR must stay within this factor of its target
+    promotion_max_fpr_factor: float = Field(default=2.0, ge=1.0)
     work_dir: Path = Path("data/work")
     inbox_dir: Path = Path("data/inbox")  # score-nightly scores the new files found here
     inbox_settle_s: float = Field(default=60.0, ge=0)  # younger files may still be arriving
@@ -66,6 +68,8 @@ class Settings(BaseSettings):
     device: Device = "auto"
     seed: int = Field(default=42, ge=0)
     invalid_values: InvalidValuePolicy = "keep"
+    max_missing_feature_share: float = Field(default=0.25, ge=0, le=1)  # a night's file lacking more
+    # of the model's inputs than this share is not scored (quarantined with the columns named)
 
     @field_validator("tracking_uri")
     @classmethod

@@ -98,7 +98,7 @@ def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: st
     try:
         result = score_file(_detector(pinned_uri), InputFile(Path(path), member), Path(out), stem, version,
                             device=str(resolve_device(device)), on_progress=bar.update if bar else None,
-                            batch_rows=batch_rows)
+                            batch_rows=batch_rows, max_missing_share=load_settings().max_missing_feature_share)
     finally:
         if bar is not None:
             bar.close()
@@ -110,7 +110,8 @@ def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: st
 def score_part_task(path: str, stem: str, part: str, start: int, stop: int, n_rows: int, pinned_uri: str,
                     version: str, device: str) -> FileResult:
     return score_part(_detector(pinned_uri), Path(path), Path(part), start, stop, n_rows, version,
-                      device=str(resolve_device(device)))
+                      device=str(resolve_device(device)),
+                      max_missing_share=load_settings().max_missing_feature_share)
 
 
 @task(name="join-parts", task_run_name="join-{stem}")
@@ -221,6 +222,9 @@ def score_flow(job: ScoreJob) -> dict:
         results.append(result)
         if result.stats is not None:
             night.merge(result.stats)
+            if result.stats.missing_features:
+                print(f"warning: {result.stats.source}: {len(result.stats.missing_features)} model inputs missing, "
+                      f"scored at their benign centre: {', '.join(result.stats.missing_features)}")
     drift = night.drift_report()
     summary = {"model": f"{detector.name} (version {version})", "model_uri": pinned, "model_version": version,
                "threshold": detector.threshold, **night.summary(),
@@ -242,7 +246,13 @@ def _log_night(settings, summary: dict, night: FileStats, detector, version: str
         ok = [f for f in summary["files"] if f["status"] == "ok"]
         mlflow.log_metrics({"flows": summary["flows"], "anomalies": summary["anomalies"], "rate": summary["rate"],
                             "files_ok": len(ok), "files_failed": len(summary["files"]) - len(ok),
-                            "rows_with_input_problems": summary["rows_with_input_problems"]})
+                            "rows_with_input_problems": summary["rows_with_input_problems"],
+                            "files_missing_features": sum(bool(f.get("missing_features")) for f in ok)})
+        gaps = {f["source"]: f["missing_features"] for f in ok if f.get("missing_features")}
+        if gaps:
+            mlflow.log_dict(gaps, "scoring/missing_features.json")
+            mlflow.set_tag("flowae.missing_features", "; ".join(
+                f"{Path(k).name}: {', '.join(v)}" for k, v in gaps.items())[:5000])
         mlflow.log_artifact(str(summary_path), "scoring")
         reference = detector.reference.get("score", {}).get("sample", [])
         mlflow.log_figure(plots.night_histogram(night.hist, reference, detector.threshold),

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 
-from components.data.casting import parse_numeric
 from components.data.contract import load_contract
 from components.detect.calibration import Calibration
 from components.detect.flow_scores import FlowRule, FlowScorer, ScoredFlows
-from components.learn.features import FeatureTransform, log_column
+from components.detect.serving import typed_rows
+from components.learn.features import FeatureTransform
 from components.learn.models import BASELINES, build_model
 
 OUTPUT_COLUMNS = ("anomaly_score", "is_anomaly", "top_feature_1", "top_feature_2", "top_feature_3")
@@ -65,14 +63,9 @@ class Detector:
                           start=start)
 
     def scale(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw or curated rows (canonical or raw column names) -> scaled float32 [N, F]."""
-        columns = canonical_columns(list(frame.columns))
-        logged = np.full((len(frame), len(self.feature_names)), np.nan, dtype=np.float32)
-        for j, name in enumerate(self.feature_names):
-            source = columns.get(name)
-            if source is not None:
-                logged[:, j] = log_column(numeric(frame[source]))
-        return np.ascontiguousarray(self.transform.apply_log(logged, self.feature_names))
+        """Raw or curated rows (any header variant) -> scaled float32 [N, F], typed and scaled
+        exactly as ``flowae score`` types and scales a log's rows."""
+        return self.transform.scale_rows(typed_rows(frame))
 
     def score_frame(self, frame: pd.DataFrame, device: str = "cpu") -> ScoredFlows:
         """Per-flow scores of ``frame`` in input order, runs split where ``source_file`` changes."""
@@ -143,22 +136,6 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def canonical_columns(columns: Iterable[str]) -> dict[str, str]:
-    """Contract name -> the frame's column that holds it, for any header variant."""
-    columns = list(columns)
-    resolved = load_contract().resolve_header([str(c) for c in columns])
-    return {name: col for name, col in zip(resolved, columns) if name is not None}
-
-
-def numeric(series: pd.Series) -> np.ndarray:
-    """A column as float64 the way ingest reads it ("Infinity", spaces, cp1252 bytes: no error)."""
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    values = series.astype(object).where(series.notna(), None).tolist()
-    arr = pa.array([v if isinstance(v, (str, bytes)) or v is None else str(v) for v in values])
-    return parse_numeric(arr).values.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def file_runs(frame: pd.DataFrame) -> list[tuple[int, int]]:

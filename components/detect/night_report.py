@@ -27,8 +27,10 @@ HIST_EDGES = np.linspace(-6, 8, 141)  # log10 score bins, fixed so that files an
 class FileStats:
     """One file's (or a whole night's, after ``merge``) counts, top flows, histogram and drift."""
 
-    def __init__(self, detector: Detector, source: str | None = None) -> None:
+    def __init__(self, detector: Detector, source: str | None = None,
+                 missing_features: list[str] | None = None) -> None:
         self.source = source
+        self.missing_features = list(missing_features or [])  # model inputs the file lacks
         self.threshold = detector.threshold
         self.flows = 0
         self.anomalies = 0
@@ -99,6 +101,7 @@ class FileStats:
         self.top = sorted(self.top + picked, key=lambda r: -r["anomaly_score"])[:TOP_FLOWS]
 
     def merge(self, other: FileStats) -> None:
+        self.missing_features = list(dict.fromkeys(self.missing_features + other.missing_features))
         for name in ("flows", "anomalies", "problems"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("by_port", "anomalies_by_port", "by_hour", "anomalies_by_hour", "by_label",
@@ -115,6 +118,7 @@ class FileStats:
         return {
             "flows": self.flows, "anomalies": self.anomalies,
             "rate": self.anomalies / self.flows if self.flows else 0.0,
+            "missing_features": self.missing_features,
             "rows_with_input_problems": self.problems,
             "top_flows": self.top,
             "anomalies_by_destination_port": {p: {"anomalies": self.anomalies_by_port[p], "flows": self.by_port[p]}
@@ -139,6 +143,10 @@ def markdown(summary: dict) -> str:
     failed = [f for f in summary["files"] if f["status"] != "ok"]
     if failed:
         lines += ["**files not scored:**", *[f"- {f['source']}: {f['error']}" for f in failed], ""]
+    gaps = [f for f in summary["files"] if f.get("missing_features")]
+    if gaps:
+        lines += ["**model inputs missing** (scored at their benign centre):",
+                  *[f"- {f['source']}: {', '.join(f['missing_features'])}" for f in gaps], ""]
     lines += ["| score | file | row | top features | src -> dst:port |", "|---|---|---|---|---|"]
     for row in summary["top_flows"][:10]:
         feats = ", ".join(str(row.get(f"top_feature_{i}")) for i in (1, 2, 3))

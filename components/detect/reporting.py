@@ -53,6 +53,8 @@ def log_data(prepared: JobData) -> None:
         "n_features": len(data.transform.feature_names),
         "features": ",".join(data.transform.feature_names)[:6000],
         "dropped_constant": ",".join(data.transform.dropped_constant)[:6000] or "-",
+        "dropped_duplicate": ",".join(f"{k}={v}" for k, v in data.transform.dropped_duplicate.items())[:6000]
+        or "-",
         "n_flows": len(data.flows), "n_train_windows": len(data.train_idx),
         "n_val_windows": len(data.val_idx),
         **{f"flows.{role}": c["flows"] for role, c in counts.items()},

@@ -31,13 +31,15 @@ from components.detect.detector import OUTPUT_COLUMNS, Detector
 from components.detect.flow_scores import ScoredFlows
 from components.detect.night_report import FileStats
 from components.detect.serving import open_log, open_log_rows
-from components.learn.features import log_column
 
 SCORE_FIELDS = [pa.field("anomaly_score", pa.float64()), pa.field("is_anomaly", pa.bool_()),
                 pa.field("top_feature_1", pa.string()), pa.field("top_feature_2", pa.string()),
                 pa.field("top_feature_3", pa.string()), pa.field("model_name", pa.string()),
                 pa.field("model_version", pa.string())]
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, rows done)
+#: Default for ``max_missing_share``: a file lacking more of the model's inputs than this is not
+#: scored (its scores would say more about the gaps than about the traffic).
+MAX_MISSING_SHARE = 0.25
 
 
 @dataclass
@@ -62,7 +64,7 @@ def scored_name(stem: str) -> str:
 
 def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str, version: str,
                device: str = "cpu", on_progress: Progress | None = None,
-               batch_rows: int | None = None) -> FileResult:
+               batch_rows: int | None = None, max_missing_share: float = MAX_MISSING_SHARE) -> FileResult:
     """Score one log (a file, gzipped or not, or a zip member) into ``out/<stem>.scored.parquet``;
     a file-level problem fails only this file."""
     item = as_input(item)
@@ -70,10 +72,10 @@ def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str,
     contract = load_contract()
     clock = Clock(contract.pm_hours, contract.late_hours)
     while True:
-        log, failure = _open(detector, lambda clock=clock: open_log(item, clock=clock))
+        log, failure = _open(detector, lambda clock=clock: open_log(item, clock=clock), max_missing_share)
         if failure is not None:
             return FileResult(item.source, "failed", failure, seconds=time.perf_counter() - started)
-        stats = FileStats(detector, source=item.display)
+        stats = FileStats(detector, source=item.display, missing_features=missing_features(detector, log))
         target = Path(out) / scored_name(stem)
         try:
             _stream(detector, log, target, detector.scorer(device=device), version, stats, None, True,
@@ -85,17 +87,17 @@ def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str,
 
 
 def score_part(detector: Detector, path: Path, target: Path, start: int, stop: int, n_rows: int,
-               version: str, device: str = "cpu") -> FileResult:
+               version: str, device: str = "cpu", max_missing_share: float = MAX_MISSING_SHARE) -> FileResult:
     """Rows ``[start, stop)`` of a big parquet log into ``target``, scored exactly as in the whole
     file: the part also reads the ``T - 1`` flows on each side that its windows need."""
     started = time.perf_counter()
     stride = detector.rule.stride_for(detector.window)
     first = (max(0, start - detector.window + 1) // stride) * stride
     last = min(n_rows, stop + detector.window - 1)
-    log, failure = _open(detector, lambda: open_log_rows(Path(path), first, last))
+    log, failure = _open(detector, lambda: open_log_rows(Path(path), first, last), max_missing_share)
     if failure is not None:
         return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
-    stats = FileStats(detector, source=Path(path).name)
+    stats = FileStats(detector, source=Path(path).name, missing_features=missing_features(detector, log))
     scorer = detector.scorer(device=device, start=first)
     _stream(detector, log, target, scorer, version, stats, (start, stop), last == n_rows, None, None)
     return FileResult(str(path), "ok", None, str(target), stats, time.perf_counter() - started)
@@ -119,19 +121,26 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
     return written
 
 
-def _open(detector: Detector, opener):
-    """(log, None) or (None, one-line reason the file cannot be scored)."""
+def missing_features(detector: Detector, log) -> list[str]:
+    """The model's inputs that the log does not have (scored at their benign centre)."""
+    return [n for n in detector.feature_names if log.plan.column(n) is None]
+
+
+def _open(detector: Detector, opener, max_missing_share: float = MAX_MISSING_SHARE):
+    """(log, None) or (None, one-line reason the file cannot be scored). A contract-required
+    column that is absent fails at the header (``plan_header``); an optional model input may be
+    absent up to ``max_missing_share`` of the inputs, and is named in the file's report."""
     try:
         log = opener()
     except FileLevelError as exc:
         return None, str(exc)
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
-    missing = [n for n in detector.feature_names if log.plan.column(n) is None]
-    if len(missing) > len(detector.feature_names) // 2:
+    missing = missing_features(detector, log)
+    if len(missing) > max_missing_share * len(detector.feature_names):
         log.close()
-        return None, (f"{len(missing)} of the model's {len(detector.feature_names)} features are missing "
-                      f"(first: {', '.join(missing[:3])})")
+        return None, (f"{len(missing)} of the model's {len(detector.feature_names)} inputs are missing "
+                      f"(more than {max_missing_share:.0%}): {', '.join(missing)}")
     return log, None
 
 
@@ -171,13 +180,8 @@ def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: 
 
 
 def scale(detector: Detector, batch: pa.Table) -> np.ndarray:
-    """A typed batch -> the detector's scaled float32 features (missing columns: no information)."""
-    logged = np.full((batch.num_rows, len(detector.feature_names)), np.nan, dtype=np.float32)
-    for j, name in enumerate(detector.feature_names):
-        if name in batch.column_names:
-            values = batch.column(name).to_numpy(zero_copy_only=False)
-            logged[:, j] = log_column(np.asarray(values, dtype=np.float64))
-    return detector.transform.apply_log(logged, detector.feature_names)
+    """A typed batch -> the detector's scaled float32 features (the one feature path)."""
+    return detector.transform.scale_rows(batch)
 
 
 def _write_scored(behind: WriteBehind, writer: AtomicParquetWriter, pending: list[tuple[pa.Table, np.ndarray]],
@@ -240,4 +244,5 @@ def _rebatch(batches, rows: int | None):
             yield batch.slice(lo, rows)
 
 
-__all__ = ["OUTPUT_COLUMNS", "FileResult", "merge_parts", "score_file", "score_part", "scored_name"]
+__all__ = ["MAX_MISSING_SHARE", "OUTPUT_COLUMNS", "FileResult", "merge_parts", "missing_features", "score_file",
+           "score_part", "scored_name"]

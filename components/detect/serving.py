@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,7 +29,7 @@ from components.data.casting import (
     parse_timestamp,
     value_checks,
 )
-from components.data.clock import Clock
+from components.data.clock import Clock, ClockContradiction
 from components.data.contract import Contract, load_contract
 from components.data.headers import HeaderPlan, header_label_text, plan_header
 from components.data.inputs import InputFile
@@ -136,6 +137,33 @@ def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract, clock: Cloc
     columns["row_number"] = pa.array(raw.row_numbers, pa.int64())
     columns["input_problem"] = join_problems(n, problems)
     return pa.table(columns, schema=serving_schema(plan))
+
+
+def typed_rows(frame: pd.DataFrame) -> pa.Table:
+    """Rows in memory (the pyfunc's input: any header variant, raw text or typed values) typed
+    exactly as a log's batch is (same header plan, casts and value rule), so the pyfunc and
+    ``flowae score`` give one row one score. Raises ``FileLevelError`` as ``open_log`` does."""
+    contract = serving_contract()
+    header = [str(c) for c in frame.columns]
+    plan = plan_header(header, contract)
+    raw = RawBatch(columns=[_arrow(frame.iloc[:, i]) for i in range(len(header))],
+                   row_numbers=np.arange(1, len(frame) + 1, dtype=np.int64))
+    try:
+        return typed_batch(raw, plan, contract, Clock(contract.pm_hours, contract.late_hours))
+    except ClockContradiction:  # a 24-hour file after all, as in ``score_file``
+        return typed_batch(raw, plan, contract, Clock(contract.pm_hours, contract.late_hours, fixed_24h=True))
+
+
+def _arrow(series: pd.Series) -> pa.Array:
+    """One frame column as arrow: numbers as they are, anything else as text (as a CSV field)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        if isinstance(series.dtype, np.dtype):
+            return pa.array(series.to_numpy(), from_pandas=False)  # NaN stays NaN, as "NaN" in a CSV
+        return pa.array(series, from_pandas=True)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return pa.array(series, from_pandas=True)
+    values = series.astype(object).where(series.notna(), None).tolist()
+    return pa.array([v if isinstance(v, (str, bytes)) or v is None else str(v) for v in values])
 
 
 def _ordered(typed: pa.Table | None, bad: list[BadLine], plan: HeaderPlan, schema: pa.Schema) -> pa.Table:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from components.data.contract import load_contract
 from components.data.curated import CuratedDataError, row_counts
 from components.data.readers import iter_parquet_batches
-from components.learn.features import FeatureTransform, Scaler, log_column, select_features
+from components.learn.features import FeatureTransform, Scaler, log_features, select_features
 from components.learn.split import (
     CALIBRATION,
     TEST,
@@ -71,9 +71,7 @@ class FlowSet:
 def flows_from_frame(frame, feature_names: list[str] | None = None, name: str = "frame") -> FlowSet:
     """A :class:`FlowSet` from an in-memory frame with canonical names (tests, synthetic days)."""
     feature_names = feature_names or select_features(frame.columns)
-    x = np.full((len(frame), len(feature_names)), np.nan, dtype=np.float32)
-    for j, col in enumerate(feature_names):
-        x[:, j] = log_column(frame[col].to_numpy(dtype=np.float64, na_value=np.nan))
+    x = log_features(frame[list(feature_names)], list(feature_names))
     labels = frame["label"].astype(str).to_numpy()
     names = list(dict.fromkeys(labels.tolist()))
     codes = np.asarray([names.index(v) for v in labels], dtype=np.int16) if len(labels) else \
@@ -131,12 +129,7 @@ def _fill(batch, lo: int, hi: int, feature_names: list[str], x: np.ndarray, labe
           label_names: list[str], timestamp: np.ndarray | None) -> None:
     """Rows ``[lo, hi)`` of the preallocated arrays from one batch of a curated file."""
     present = set(batch.schema.names)
-    for j, name in enumerate(feature_names):
-        if name in present:
-            values = batch.column(name).to_numpy(zero_copy_only=False)
-            x[lo:hi, j] = log_column(np.asarray(values, dtype=np.float64))
-        else:
-            x[lo:hi, j] = np.nan
+    x[lo:hi] = log_features(batch, feature_names)
     encoded = pc.dictionary_encode(batch.column("label"))
     names = [str(v) for v in encoded.dictionary.to_pylist()]
     mapping = np.asarray([_code(label_names, v) for v in names], dtype=np.int16)

@@ -5,16 +5,23 @@ magnitude (bytes/s, microsecond durations) and a few are negative (``init_win_by
 plain standard scaler lets a handful of huge flows dominate every reconstruction error.
 ``sign(x) * log1p(|x|)`` compresses the range while keeping sign and zero.
 
-Non-finite inputs: ``flow_bytes_s`` / ``flow_packets_s`` are ``inf`` or ``NaN`` when a flow lasts
-0 µs. Ingest keeps such rows (nothing is lost), so the transform must cope: after the log, every
-non-finite value becomes 0 (it is ignored by the fit, which uses finite values only, and at
-transform time it is set to 0 in *log* space, i.e. "no information", before scaling).
+Unusable inputs: ``flow_bytes_s`` / ``flow_packets_s`` are ``inf`` or ``NaN`` when a flow lasts
+0 µs, and a night's file may lack an optional column. Ingest and scoring keep such rows with the
+value null (``casting.value_checks``); here a null, non-finite or absent input is "no
+information": it takes the benign centre, 0 *after* scaling (the fit ignores it). Setting it to 0
+in log space instead put it ``-center/scale`` standard deviations away and flagged every row of a
+file without one optional column.
+
+Which columns go in is decided at fit time on the benign training flows: a column constant there,
+or an exact duplicate of an earlier one (``fwd_header_length_1`` repeats ``fwd_header_length``),
+carries nothing and is dropped; both lists are recorded with the transform.
 
 The transform is persisted as JSON (``to_dict``/``save``), never pickled, so a registered model can
 be loaded without executing code.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +30,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from components.data.contract import Contract, load_contract
 
@@ -59,14 +68,29 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
         return np.sign(x) * np.log1p(np.abs(x))
 
 
-def log_matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """float32 [N, F] in log space; non-finite or missing columns -> NaN (the transform decides)."""
-    out = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
+def log_features(rows: pa.Table | pa.RecordBatch | pd.DataFrame, names: list[str]) -> np.ndarray:
+    """float32 [N, F] signed-log of the named columns of typed rows (canonical names); NaN where a
+    value is null or not finite, or the column is absent: the transform decides what NaN becomes.
+
+    This is the one place where rows become model inputs: training (``dataset.load_flows``),
+    calibration and evaluation (the same), the pyfunc (``Detector.scale``) and batch scoring
+    (``scoring``) all call it, on rows typed by the same casting and value rule.
+    """
+    table = pa.Table.from_pandas(rows, preserve_index=False) if isinstance(rows, pd.DataFrame) else rows
+    out = np.full((table.num_rows, len(names)), np.nan, dtype=np.float32)
+    present = set(table.column_names)
     for j, name in enumerate(names):
-        if name in frame.columns:
-            out[:, j] = log_column(pd.to_numeric(frame[name], errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan))
+        if name in present:
+            out[:, j] = log_column(_float64(table.column(name)))
     return out
+
+
+def _float64(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric column as float64 with NaN for nulls (int64 beyond 2**53 rounds, as everywhere)."""
+    values = pc.cast(column, pa.float64())
+    if values.null_count:
+        values = pc.fill_null(values, np.nan)
+    return np.asarray(values)
 
 
 def log_column(values: np.ndarray) -> np.ndarray:
@@ -83,45 +107,59 @@ Scaler = Literal["standard", "robust"]
 class FeatureTransform:
     """Signed log1p, then centre/scale fitted on benign training rows (``standard``: mean and
     standard deviation; ``robust``: median and inter-quartile range / 1.349, which a few extreme
-    benign flows cannot stretch)."""
+    benign flows cannot stretch). A missing value becomes the centre."""
 
     feature_names: list[str]
     dropped_constant: list[str] = field(default_factory=list)
     center: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: np.ndarray = field(default_factory=lambda: np.ones(0))
     scaler: Scaler = "standard"
+    dropped_duplicate: dict[str, str] = field(default_factory=dict)  # dropped -> the column it repeats
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def dropped(self) -> list[str]:
+        """Every candidate column that is not a model input, constant or duplicate."""
+        return [*self.dropped_constant, *self.dropped_duplicate]
+
     @classmethod
-    def fit(cls, frame: pd.DataFrame, feature_names: list[str], scaler: Scaler = "standard"
+    def fit(cls, rows: pa.Table | pd.DataFrame, feature_names: list[str], scaler: Scaler = "standard"
             ) -> FeatureTransform:
-        """Fit on ``frame`` only (the caller passes benign *training* rows)."""
-        if len(frame) == 0:
+        """Fit on ``rows`` only (the caller passes benign *training* rows)."""
+        logged = log_features(rows, list(feature_names))
+        if len(logged) == 0:
             raise ValueError("FeatureTransform.fit needs at least one row")
-        logged = log_matrix(frame, list(feature_names))
-        return cls.fit_log(logged, np.ones(len(frame), dtype=bool), list(feature_names), scaler)
+        return cls.fit_log(logged, np.ones(len(logged), dtype=bool), list(feature_names), scaler)
 
     @classmethod
     def fit_log(cls, logged: np.ndarray, rows: np.ndarray, feature_names: list[str],
                 scaler: Scaler = "standard") -> FeatureTransform:
         """Fit on the ``rows`` of a log-space matrix, one column at a time (no copy of the matrix).
 
-        Columns constant on those rows (every finite value equal, or no finite value) carry no
-        information for an autoencoder trained on them and are dropped and recorded.
+        Columns constant on those rows (every finite value equal, or no finite value) and exact
+        duplicates of an earlier kept column (same values, same gaps) are dropped and recorded.
         """
         rows = np.asarray(rows, dtype=bool)
         if not rows.any():
             raise ValueError("FeatureTransform.fit needs at least one row")
         keep, dropped, centers, scales = [], [], [], []
+        duplicates: dict[str, str] = {}
+        seen: dict[bytes, list[int]] = {}  # digest of a kept column's values -> its positions
         for j, name in enumerate(feature_names):
-            col = logged[rows, j]
-            col = col[np.isfinite(col)].astype(np.float64)
+            full = logged[rows, j]
+            col = full[np.isfinite(full)].astype(np.float64)
             if len(col) == 0 or not col.max() > col.min():
                 dropped.append(name)
                 continue
+            digest = _digest(full)
+            same = [k for k in seen.get(digest, []) if np.array_equal(full, logged[rows, k], equal_nan=True)]
+            if same:
+                duplicates[name] = feature_names[same[0]]
+                continue
+            seen.setdefault(digest, []).append(j)
             if scaler == "robust":
                 q1, med, q3 = np.percentile(col, [25, 50, 75])
                 centre, spread = med, (q3 - q1) / 1.349
@@ -133,33 +171,31 @@ class FeatureTransform:
             centers.append(centre)
             scales.append(max(float(spread), SCALE_FLOOR))
         return cls(keep, dropped, np.asarray(centers, dtype=np.float64),
-                   np.asarray(scales, dtype=np.float64), scaler)
+                   np.asarray(scales, dtype=np.float64), scaler, duplicates)
 
     def apply_log(self, logged: np.ndarray, names: list[str]) -> np.ndarray:
         """Scale a log-space matrix whose columns are ``names`` *in place*; return the kept columns.
 
         Kept columns are moved to the front, so the result is a view of ``logged`` (no second
-        matrix in memory); NaN (non-finite input) becomes 0 in log space before scaling.
+        matrix in memory). NaN (null, non-finite or absent input) becomes 0 *after* scaling: the
+        benign centre, never a value many deviations away.
         """
         position = {n: i for i, n in enumerate(names)}
         missing = [n for n in self.feature_names if n not in position]
         if missing:
-            raise KeyError(f"frame lacks feature columns: {missing}")
+            raise KeyError(f"matrix lacks feature columns: {missing}")
         for j, name in enumerate(self.feature_names):
             col = logged[:, position[name]]
-            np.nan_to_num(col, copy=False, nan=0.0)
             col -= np.float32(self.center[j])
             col /= np.float32(self.scale[j])
+            np.nan_to_num(col, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             if position[name] != j:
                 logged[:, j] = col
         return logged[:, : len(self.feature_names)]
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """float32 [N, F] in ``feature_names`` order; non-finite inputs become 0 in log space."""
-        missing = [n for n in self.feature_names if n not in frame.columns]
-        if missing:
-            raise KeyError(f"frame lacks feature columns: {missing}")
-        logged = log_matrix(frame, self.feature_names)
+    def scale_rows(self, rows: pa.Table | pd.DataFrame) -> np.ndarray:
+        """Typed rows (canonical names) -> the scaled float32 [N, F] model input, C-contiguous."""
+        logged = log_features(rows, self.feature_names)
         return np.ascontiguousarray(self.apply_log(logged, self.feature_names))
 
     def to_dict(self) -> dict:
@@ -168,6 +204,7 @@ class FeatureTransform:
             "scaler": self.scaler,
             "feature_names": list(self.feature_names),
             "dropped_constant": list(self.dropped_constant),
+            "dropped_duplicate": dict(self.dropped_duplicate),
             "center": [float(v) for v in self.center],
             "scale": [float(v) for v in self.scale],
         }
@@ -180,6 +217,7 @@ class FeatureTransform:
             center=np.asarray(d["center"], dtype=np.float64),
             scale=np.asarray(d["scale"], dtype=np.float64),
             scaler=d.get("scaler", "standard"),
+            dropped_duplicate=dict(d.get("dropped_duplicate", {})),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -191,3 +229,8 @@ class FeatureTransform:
     @classmethod
     def load(cls, path: str | Path) -> FeatureTransform:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _digest(values: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).digest()
+

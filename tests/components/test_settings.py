@@ -23,7 +23,7 @@ def test_defaults_are_the_embedded_store():
     assert s.tracking_uri == "sqlite:///mlflow/mlflow.db"
     assert s.artifact_root == Path("mlflow/artifacts")
     assert s.registered_model_name == "flowae"
-    assert (s.device, s.seed, s.invalid_values) == ("auto", 42, "quarantine")
+    assert (s.device, s.seed, s.invalid_values) == ("auto", 42, "keep")
     assert s.data_experiment == "flowae-data" and s.train_experiment == "flowae-train"
 
 

@@ -27,7 +27,7 @@ def test_every_row_in_input_order_with_scores_and_original_columns(tiny_fit, sha
     scores = table.column("anomaly_score").to_numpy()
     assert np.isfinite(scores).all()
     problems = [p for p in table.column("input_problem").to_pylist() if p]
-    assert len(problems) == 7 and all("not finite" in p for p in problems)  # the Infinity rows, scored
+    assert len(problems) == 7 and all("flow_packets_s: infinite" in p for p in problems)  # the Infinity rows, scored
     assert set(table.column("model_version").to_pylist()) == {"7"}
     assert result.stats.flows == 9998 and result.stats.anomalies == int(table.column("is_anomaly").to_numpy().sum())
 

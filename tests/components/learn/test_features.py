@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from components.data.contract import load_contract
@@ -60,7 +61,7 @@ def test_constant_columns_are_dropped_and_recorded():
     t = FeatureTransform.fit(frame, ["a", "b", "const", "c"])
     assert t.feature_names == ["a", "b", "c"]
     assert t.dropped_constant == ["const"]
-    assert t.transform(frame).shape == (50, 3)
+    assert t.scale_rows(frame).shape == (50, 3)
 
 
 def test_signed_log1p_maths():
@@ -75,23 +76,23 @@ def test_transform_is_log_then_standardise_with_stats_of_the_fit_frame_only():
     logged = signed_log1p(train[["a", "b", "c"]].to_numpy())
     np.testing.assert_allclose(t.center, logged.mean(axis=0))
     np.testing.assert_allclose(t.scale, logged.std(axis=0))
-    z = t.transform(train)
+    z = t.scale_rows(train)
     assert z.dtype == np.float32
     np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-4)
     expected_other = (signed_log1p(other[["a", "b", "c"]].to_numpy()) - t.center) / t.scale
-    np.testing.assert_allclose(t.transform(other), expected_other, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(t.scale_rows(other), expected_other, rtol=1e-5, atol=1e-5)
 
 
-def test_non_finite_inputs_become_zero_in_log_space_and_are_ignored_by_the_fit():
+def test_non_finite_inputs_take_the_centre_and_are_ignored_by_the_fit():
     frame = pd.DataFrame({"r": [1.0, 3.0, np.inf, np.nan, -np.inf, 7.0], "s": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
     t = FeatureTransform.fit(frame, ["r", "s"])
     finite = signed_log1p(np.array([1.0, 3.0, 7.0]))
     assert t.center[0] == pytest.approx(finite.mean())
     assert t.scale[0] == pytest.approx(finite.std())
-    z = t.transform(frame)
+    z = t.scale_rows(frame)
     assert np.isfinite(z).all()
-    np.testing.assert_allclose(z[[2, 3, 4], 0], (0.0 - t.center[0]) / t.scale[0], rtol=1e-6)
+    np.testing.assert_array_equal(z[[2, 3, 4], 0], np.zeros(3, np.float32))  # the benign centre
 
 
 def test_all_non_finite_column_counts_as_constant_and_scale_has_a_floor():
@@ -99,7 +100,7 @@ def test_all_non_finite_column_counts_as_constant_and_scale_has_a_floor():
     t = FeatureTransform.fit(frame, ["x", "y"])
     assert "x" in t.dropped_constant
     assert np.all(t.scale > 0)
-    assert np.isfinite(t.transform(frame)).all()
+    assert np.isfinite(t.scale_rows(frame)).all()
 
 
 def test_round_trip_through_dict_and_json_file_gives_identical_output(tmp_path):
@@ -108,15 +109,47 @@ def test_round_trip_through_dict_and_json_file_gives_identical_output(tmp_path):
     d = t.to_dict()
     json.dumps(d)  # JSON-serialisable
     again = FeatureTransform.from_dict(json.loads(json.dumps(d)))
-    np.testing.assert_array_equal(again.transform(frame), t.transform(frame))
+    np.testing.assert_array_equal(again.scale_rows(frame), t.scale_rows(frame))
     path = t.save(tmp_path / "features.json")
     loaded = FeatureTransform.load(path)
     assert loaded.feature_names == t.feature_names and loaded.dropped_constant == ["const"]
-    np.testing.assert_array_equal(loaded.transform(frame), t.transform(frame))
+    np.testing.assert_array_equal(loaded.scale_rows(frame), t.scale_rows(frame))
 
 
-def test_transform_reports_missing_columns():
-    frame = _frame(np.random.default_rng(3))
-    t = FeatureTransform.fit(frame, ["a", "b"])
-    with pytest.raises(KeyError, match="a"):
-        t.transform(frame.drop(columns=["a"]))
+def test_a_missing_or_unusable_input_takes_the_benign_centre_not_a_far_value():
+    """The bug this guards: NaN set to 0 in *log* space landed at -center/scale (about -5 standard
+    deviations for a byte count) and flagged every row of a file without one optional column."""
+    rng = np.random.default_rng(3)
+    frame = _frame(rng)
+    t = FeatureTransform.fit(frame, ["a", "b", "c"])
+    assert t.center[0] > 5  # log1p of ~1000-byte values: far from 0 in log space
+    without = t.scale_rows(frame.drop(columns=["a"]))
+    full = t.scale_rows(frame)
+    np.testing.assert_array_equal(without[:, 0], np.zeros(len(frame), np.float32))
+    np.testing.assert_array_equal(without[:, 1:], full[:, 1:])
+    broken = frame.assign(a=[np.nan, np.inf, -np.inf] + frame["a"].tolist()[3:])
+    np.testing.assert_array_equal(t.scale_rows(broken)[:3, 0], np.zeros(3, np.float32))
+    nulls = pa.table({"a": pa.array([None, 5.0], pa.float64()), "b": [1.0, 2.0], "c": [0.0, 1.0]})
+    assert t.scale_rows(nulls)[0, 0] == 0.0 and t.scale_rows(nulls)[1, 0] != 0.0
+
+
+def test_exact_duplicate_columns_are_dropped_and_recorded():
+    """``fwd_header_length_1`` repeats ``fwd_header_length`` in every published file: one input."""
+    frame = _frame(np.random.default_rng(4))
+    frame["a_copy"] = frame["a"]
+    frame["b_near"] = frame["b"] + 1e-3
+    t = FeatureTransform.fit(frame, ["a", "b", "a_copy", "b_near", "const"])
+    assert t.feature_names == ["a", "b", "b_near"]
+    assert t.dropped_duplicate == {"a_copy": "a"} and t.dropped_constant == ["const"]
+    assert t.dropped == ["const", "a_copy"]
+    assert FeatureTransform.from_dict(t.to_dict()).dropped_duplicate == {"a_copy": "a"}
+
+
+def test_real_benign_rows_drop_the_duplicated_header_length(shared_data):
+    frame = pd.read_csv(shared_data / "friday-afternoon-benign-head.TrafficLabelling.csv")
+    from components.detect.serving import typed_rows
+
+    rows = typed_rows(frame)
+    t = FeatureTransform.fit(rows, select_features(rows.column_names))
+    assert t.dropped_duplicate.get("fwd_header_length_1") == "fwd_header_length"
+    assert "fwd_header_length_1" not in t.feature_names
