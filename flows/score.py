@@ -28,7 +28,7 @@ from components.data.inputs import PARQUET_SUFFIXES, InputFile
 from components.data.outputs import remove_stale_temp_files, write_json_atomic
 from components.detect import plots
 from components.detect.inbox import Ledger, file_key
-from components.detect.night_report import FileStats, markdown
+from components.detect.night_report import FileStats, markdown, missing_line
 from components.detect.packaging import load_detector
 from components.detect.registry import client as registry_client
 from components.detect.scoring import FileResult, merge_parts, score_file, score_part, scored_name
@@ -222,9 +222,8 @@ def score_flow(job: ScoreJob) -> dict:
         results.append(result)
         if result.stats is not None:
             night.merge(result.stats)
-            if result.stats.missing_features:
-                print(f"warning: {result.stats.source}: {len(result.stats.missing_features)} model inputs missing, "
-                      f"scored at their benign centre: {', '.join(result.stats.missing_features)}")
+            if result.stats.missing_columns:
+                print(f"warning: {missing_line(result.summary())}")
     drift = night.drift_report()
     summary = {"model": f"{detector.name} (version {version})", "model_uri": pinned, "model_version": version,
                "threshold": detector.threshold, **night.summary(),
@@ -248,11 +247,12 @@ def _log_night(settings, summary: dict, night: FileStats, detector, version: str
                             "files_ok": len(ok), "files_failed": len(summary["files"]) - len(ok),
                             "rows_with_input_problems": summary["rows_with_input_problems"],
                             "files_missing_features": sum(bool(f.get("missing_features")) for f in ok)})
-        gaps = {f["source"]: f["missing_features"] for f in ok if f.get("missing_features")}
+        gaps = {f["source"]: {"missing_columns": f["missing_columns"], "missing_features": f["missing_features"]}
+                for f in ok if f.get("missing_columns")}
         if gaps:
-            mlflow.log_dict(gaps, "scoring/missing_features.json")
-            mlflow.set_tag("flowae.missing_features", "; ".join(
-                f"{Path(k).name}: {', '.join(v)}" for k, v in gaps.items())[:5000])
+            mlflow.log_dict(gaps, "scoring/missing_columns.json")
+            mlflow.set_tag("flowae.missing_columns", "; ".join(
+                f"{Path(k).name}: {', '.join(v['missing_columns'])}" for k, v in gaps.items())[:5000])
         mlflow.log_artifact(str(summary_path), "scoring")
         reference = detector.reference.get("score", {}).get("sample", [])
         mlflow.log_figure(plots.night_histogram(night.hist, reference, detector.threshold),

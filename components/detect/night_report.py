@@ -28,9 +28,10 @@ class FileStats:
     """One file's (or a whole night's, after ``merge``) counts, top flows, histogram and drift."""
 
     def __init__(self, detector: Detector, source: str | None = None,
-                 missing_features: list[str] | None = None) -> None:
+                 missing_features: list[str] | None = None, missing_columns: list[str] | None = None) -> None:
         self.source = source
-        self.missing_features = list(missing_features or [])  # model inputs the file lacks
+        self.missing_features = list(missing_features or [])  # model inputs the file lacks (at their centre)
+        self.missing_columns = list(missing_columns or [])  # contract feature columns it lacks, inputs or not
         self.threshold = detector.threshold
         self.flows = 0
         self.anomalies = 0
@@ -102,6 +103,7 @@ class FileStats:
 
     def merge(self, other: FileStats) -> None:
         self.missing_features = list(dict.fromkeys(self.missing_features + other.missing_features))
+        self.missing_columns = list(dict.fromkeys(self.missing_columns + other.missing_columns))
         for name in ("flows", "anomalies", "problems"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("by_port", "anomalies_by_port", "by_hour", "anomalies_by_hour", "by_label",
@@ -119,6 +121,7 @@ class FileStats:
             "flows": self.flows, "anomalies": self.anomalies,
             "rate": self.anomalies / self.flows if self.flows else 0.0,
             "missing_features": self.missing_features,
+            "missing_columns": self.missing_columns,
             "rows_with_input_problems": self.problems,
             "top_flows": self.top,
             "anomalies_by_destination_port": {p: {"anomalies": self.anomalies_by_port[p], "flows": self.by_port[p]}
@@ -133,6 +136,21 @@ class FileStats:
         return self.drift.report() if self.drift is not None and self.drift.seen else None
 
 
+def missing_line(entry: dict) -> str:
+    """One line for a file scored without some columns: which, and whether the model uses them."""
+    inputs, columns = entry.get("missing_features") or [], entry["missing_columns"]
+    used = (f"{len(inputs)} of them model inputs, scored at their benign centre: {', '.join(inputs)}" if inputs
+            else "none of them a model input")
+    name = str(entry["source"]).replace("\\", "/").rsplit("/", 1)[-1]
+    return f"{name}: {len(columns)} columns missing ({', '.join(columns)}); {used}"
+
+
+def _gap(entry: dict) -> str:
+    inputs = set(entry.get("missing_features") or [])
+    return ", ".join(f"**{c}**" if c in inputs else c for c in entry["missing_columns"]) + \
+        (f" ({len(inputs)} model inputs, in bold)" if inputs else " (none is a model input)")
+
+
 def markdown(summary: dict) -> str:
     """The nightly summary as a Prefect markdown artifact."""
     title = (f"## flowae scoring: {summary['flows']:,} flows, {summary['anomalies']:,} anomalies "
@@ -143,10 +161,10 @@ def markdown(summary: dict) -> str:
     failed = [f for f in summary["files"] if f["status"] != "ok"]
     if failed:
         lines += ["**files not scored:**", *[f"- {f['source']}: {f['error']}" for f in failed], ""]
-    gaps = [f for f in summary["files"] if f.get("missing_features")]
+    gaps = [f for f in summary["files"] if f.get("missing_columns")]
     if gaps:
-        lines += ["**model inputs missing** (scored at their benign centre):",
-                  *[f"- {f['source']}: {', '.join(f['missing_features'])}" for f in gaps], ""]
+        lines += ["**columns missing** (model inputs among them scored at their benign centre):",
+                  *[f"- {f['source']}: {_gap(f)}" for f in gaps], ""]
     lines += ["| score | file | row | top features | src -> dst:port |", "|---|---|---|---|---|"]
     for row in summary["top_flows"][:10]:
         feats = ", ".join(str(row.get(f"top_feature_{i}")) for i in (1, 2, 3))

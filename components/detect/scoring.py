@@ -75,7 +75,8 @@ def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str,
         log, failure = _open(detector, lambda clock=clock: open_log(item, clock=clock), max_missing_share)
         if failure is not None:
             return FileResult(item.source, "failed", failure, seconds=time.perf_counter() - started)
-        stats = FileStats(detector, source=item.display, missing_features=missing_features(detector, log))
+        stats = FileStats(detector, source=item.display, missing_features=missing_features(detector, log),
+                          missing_columns=missing_columns(log))
         target = Path(out) / scored_name(stem)
         try:
             _stream(detector, log, target, detector.scorer(device=device), version, stats, None, True,
@@ -97,7 +98,8 @@ def score_part(detector: Detector, path: Path, target: Path, start: int, stop: i
     log, failure = _open(detector, lambda: open_log_rows(Path(path), first, last), max_missing_share)
     if failure is not None:
         return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
-    stats = FileStats(detector, source=Path(path).name, missing_features=missing_features(detector, log))
+    stats = FileStats(detector, source=Path(path).name, missing_features=missing_features(detector, log),
+                      missing_columns=missing_columns(log))
     scorer = detector.scorer(device=device, start=first)
     _stream(detector, log, target, scorer, version, stats, (start, stop), last == n_rows, None, None)
     return FileResult(str(path), "ok", None, str(target), stats, time.perf_counter() - started)
@@ -124,6 +126,12 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
 def missing_features(detector: Detector, log) -> list[str]:
     """The model's inputs that the log does not have (scored at their benign centre)."""
     return [n for n in detector.feature_names if log.plan.column(n) is None]
+
+
+def missing_columns(log) -> list[str]:
+    """Every contract feature column the log lacks, model input or not (a duplicate or a column
+    constant on benign training flows is not one): what the file's report lists as missing."""
+    return [n for n in load_contract().feature_names if log.plan.column(n) is None]
 
 
 def _open(detector: Detector, opener, max_missing_share: float = MAX_MISSING_SHARE):
