@@ -44,7 +44,6 @@ from components.detect.flow_scores import FlowRule
 from components.learn.dataset import (
     CALIBRATION,
     TEST,
-    TRAIN,
     VALIDATION,
     FlowSet,
     PreparedData,
@@ -219,8 +218,10 @@ def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConf
                                      fit_inputs=fit_inputs if use_inputs else None)
     if detector.calibration.method == "mahalanobis":
         scores = detector.calibration.flow_score_fn()(errors, scores, inputs)
-    train_rows = np.flatnonzero((data.split.roles == TRAIN) & data.flows.is_benign)
-    detector.reference = build_reference(data.x[train_rows], detector.feature_names, scores, seed=seed)
+    # one reference period for drift, features and scores alike: these benign calibration flows,
+    # those under the threshold (a night is measured on the flows the champion does not flag)
+    detector.reference = build_reference(inputs, detector.feature_names, scores, seed=seed,
+                                         threshold=detector.threshold)
     return scores
 
 

@@ -44,7 +44,9 @@ class FileStats:
         self.anomalies_by_label: Counter = Counter()
         self.hist = np.zeros(len(HIST_EDGES) + 1, np.int64)
         self.top: list[dict] = []
-        self.drift = DriftAccumulator(detector.reference, detector.feature_names) if detector.reference else None
+        # each file draws its own sample keys (seeded from its name): merged files are independent samples
+        self.drift = (DriftAccumulator(detector.reference, detector.feature_names, key=source or "")
+                      if detector.reference else None)
 
     # --- accumulate --------------------------------------------------------------------------
     def add_scored(self, table: pa.Table, x: np.ndarray | None = None) -> None:
@@ -64,7 +66,8 @@ class FileStats:
             self._count_values(hours, flagged, self.by_hour, self.anomalies_by_hour)
         self._keep_top(table, scores)
         if self.drift is not None and x is not None:
-            self.drift.add(x, scores)
+            attack, labelled = _attacks(table)
+            self.drift.add(x, scores, flagged=flagged, attack=attack, labelled=labelled, rows=_row_ids(table))
 
     def _count(self, table: pa.Table, column: str, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
         if column in table.column_names:
@@ -136,6 +139,24 @@ class FileStats:
         return self.drift.report() if self.drift is not None and self.drift.seen else None
 
 
+def _attacks(table: pa.Table) -> tuple[np.ndarray | None, bool]:
+    """(flows whose label names an attack, whether any flow carries a label): drift is measured on
+    labelled-benign flows only, where the log has labels; an unlabelled flow counts as benign."""
+    if "label" not in table.column_names:
+        return None, False
+    label = pc.cast(table.column("label"), pa.string())
+    known = pc.is_valid(label)
+    attack = pc.and_(known, pc.not_equal(pc.utf8_upper(pc.utf8_trim_whitespace(label)), "BENIGN"))
+    return pc.fill_null(attack, False).to_numpy(zero_copy_only=False), bool(pc.any(known).as_py())
+
+
+def _row_ids(table: pa.Table) -> np.ndarray | None:
+    """The flows' row numbers in their file (the same whether it is scored whole or in parts)."""
+    if "row_number" not in table.column_names or table.column("row_number").null_count:
+        return None
+    return table.column("row_number").to_numpy()
+
+
 def missing_line(entry: dict) -> str:
     """One line for a file scored without some columns: which, and whether the model uses them."""
     inputs, columns = entry.get("missing_features") or [], entry["missing_columns"]
@@ -156,8 +177,13 @@ def markdown(summary: dict) -> str:
     title = (f"## flowae scoring: {summary['flows']:,} flows, {summary['anomalies']:,} anomalies "
              f"({summary['rate']:.2%})")
     lines = [title, "", f"model: {summary['model']}", ""]
-    if summary.get("drift", {}).get("warning"):
-        lines += [f"> **drift:** {summary['drift']['warning']}", ""]
+    drift = summary.get("drift") or {}
+    if drift.get("warning"):
+        lines += [f"> **drift:** {drift['warning']}", ""]
+    if drift:
+        lines += [f"drift measured on {drift.get('measured', 0):,} {drift.get('measured_on', 'flows')}; "
+                  f"flagged: {drift.get('flagged', 0):,} ({drift.get('flagged_share', 0.0):.1%})"
+                  + (f"; {drift['note']}" if drift.get("note") else ""), ""]
     failed = [f for f in summary["files"] if f["status"] != "ok"]
     if failed:
         lines += ["**files not scored:**", *[f"- {f['source']}: {f['error']}" for f in failed], ""]
