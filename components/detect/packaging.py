@@ -8,9 +8,21 @@ what lets ``predict`` take raw rows of any header variant as well as curated one
 values the way ingest does. MLflow checks ``AnyType`` value by value (about 6 s per 100k rows):
 nightly batches go through ``flowae score``, which streams files without that check. Baselines are packaged the same way (their state is JSON,
 the isolation forest's in skops format, never pickle).
+
+Trust. A pyfunc logged from code (``pyfunc_model.py``) runs that file on every ``load_model``: who
+can write to the artifact store could run code wherever the model is loaded. So flowae's own
+commands (``score``, ``promote``, ``evaluate``) never load the pyfunc: :func:`load_detector`
+downloads only the detector folder and reads it as data (JSON + a ``state_dict`` with
+``weights_only=True``). The pyfunc stays for third parties: at logging, the sha256 of every stored
+file (``pyfunc_model.py`` and ``MLmodel`` among them) is recorded as tags of the logged model, in
+the tracking database rather than beside the files; :func:`verified_pyfunc` downloads the model,
+refuses it if any stored file differs from that record, and only then loads it from the copy it
+checked. :func:`load_detector` checks the detector folder against the same record.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from pathlib import Path
 
@@ -64,11 +76,24 @@ def output_schema() -> Schema:
     return Schema([ColSpec(types.get(c, "string"), c) for c in OUTPUT_COLUMNS])
 
 
+#: where the detector folder sits inside the logged model (``artifacts={"detector": ...}``)
+DETECTOR_PATH = "artifacts/detector"
+#: logged-model tags: the sha256 of the stored model code, and of every stored file
+CODE_TAG = "flowae.pyfunc_sha256"
+FILES_TAG = "flowae.model_files_sha256"
+_ADDED_ON_DOWNLOAD = {"registered_model_meta"}  # MLflow writes it into a registered model's download
+
+
+class UntrustedModel(RuntimeError):
+    """A model whose stored files no longer match the hashes recorded when it was logged."""
+
+
 def log_detector(detector: Detector, example: pd.DataFrame, name: str = "model"):
-    """Log ``detector`` as a pyfunc in the active run; returns MLflow's ``ModelInfo``."""
+    """Log ``detector`` as a pyfunc in the active run and record the sha256 of its stored files
+    (tags of the logged model); returns MLflow's ``ModelInfo``."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = detector.save(Path(tmp) / "detector")
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),
             artifacts={"detector": str(folder)},
@@ -76,9 +101,90 @@ def log_detector(detector: Detector, example: pd.DataFrame, name: str = "model")
             input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
         )
+    with tempfile.TemporaryDirectory() as tmp:  # hash what the store holds, not what we sent
+        stored = file_hashes(Path(mlflow.artifacts.download_artifacts(f"models:/{info.model_id}", dst_path=tmp)))
+    mlflow.MlflowClient().set_logged_model_tags(info.model_id, {
+        CODE_TAG: stored[MODEL_CODE.name], FILES_TAG: json.dumps(stored, sort_keys=True, separators=(",", ":"))})
+    return info
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``folder`` (but MLflow's download marker)."""
+    out = {}
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in _ADDED_ON_DOWNLOAD:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def model_id(model_uri: str) -> str | None:
+    """The logged model behind ``models:/m-...``, ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``
+    (resolved once, so that what is checked and what is downloaded are the same model); None for
+    other URIs or a registered version that does not point at a logged model."""
+    if not model_uri.startswith("models:/"):
+        return None
+    ref = model_uri.removeprefix("models:/").strip("/")
+    if ref.startswith("m-") and "/" not in ref and "@" not in ref:
+        return ref
+    client = mlflow.MlflowClient()
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias)
+    else:
+        name, _, number = ref.rpartition("/")
+        version = client.get_model_version(name, number)
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = version.source or ""
+    return source.removeprefix("models:/").strip("/") if source.startswith("models:/m-") else None
+
+
+def recorded_hashes(logged_model_id: str | None) -> dict[str, str] | None:
+    """The file hashes recorded when the model was logged; None if there is no record."""
+    if logged_model_id is None:
+        return None
+    tags = mlflow.MlflowClient().get_logged_model(logged_model_id).tags
+    return json.loads(tags[FILES_TAG]) if FILES_TAG in tags else None
+
+
+def _differences(stored: dict[str, str], recorded: dict[str, str]) -> list[str]:
+    return sorted(k for k in stored.keys() | recorded.keys() if stored.get(k) != recorded.get(k))
 
 
 def load_detector(model_uri: str) -> Detector:
-    """The :class:`Detector` inside a logged or registered flowae model (``models:/flowae@champion``)."""
-    model = mlflow.pyfunc.load_model(model_uri)
-    return model.unwrap_python_model().detector
+    """The :class:`Detector` inside a logged or registered flowae model (``models:/flowae@champion``),
+    read from its detector folder as data: no code from the artifact store is imported or run.
+    The folder is checked against the hashes recorded at logging, where there is a record."""
+    found = model_id(model_uri)
+    source = mlflow.MlflowClient().get_logged_model(found).artifact_location if found else model_uri
+    recorded = recorded_hashes(found)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(f"{source.rstrip('/')}/{DETECTOR_PATH}", dst_path=tmp))
+        if recorded is not None:
+            prefix = DETECTOR_PATH + "/"
+            stored = {f"{prefix}{k}": v for k, v in file_hashes(folder).items()}
+            changed = _differences(stored, {k: v for k, v in recorded.items() if k.startswith(prefix)})
+            if changed:
+                raise UntrustedModel(f"refusing to load {model_uri}: stored files differ from the sha256 "
+                                     f"recorded when it was logged ({', '.join(changed)})")
+        return Detector.load(folder)
+
+
+def verified_pyfunc(model_uri: str):
+    """``mlflow.pyfunc.load_model`` for a flowae model, but only once every stored file (the model
+    code ``pyfunc_model.py`` first of all) matches the sha256 recorded when it was logged: loading
+    a pyfunc runs its stored code. Loaded from the very copy that was checked."""
+    found = model_id(model_uri)
+    recorded = recorded_hashes(found)
+    if recorded is None:
+        raise UntrustedModel(f"refusing to load {model_uri}: no sha256 of its stored code was recorded "
+                             f"when it was logged")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{found}", dst_path=tmp))
+        changed = _differences(file_hashes(local), recorded)
+        if changed:
+            raise UntrustedModel(f"refusing to load {model_uri}: stored files differ from the sha256 "
+                                 f"recorded when it was logged ({', '.join(changed)}); loading it would "
+                                 f"run code nobody checked")
+        return mlflow.pyfunc.load_model(str(local))

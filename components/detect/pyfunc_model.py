@@ -1,9 +1,14 @@
 """The MLflow pyfunc of a flowae detector, logged as *model code* (MLflow "models from code").
 
-Why models from code: a pickled ``PythonModel`` is code execution at load time and breaks when
-the class moves. Here MLflow stores this file's source with the model; loading runs it, and it
-loads the detector folder (JSON + a ``state_dict`` read with ``weights_only=True``). It needs the
-``flowae`` package installed where the model is loaded.
+Why models from code: a pickled ``PythonModel`` breaks when the class moves. But models from code
+are no safer to load than a pickle: MLflow stores this file's source with the model and *every*
+``mlflow.pyfunc.load_model`` runs the stored copy, so whoever can write to the artifact store can
+run code wherever the model is loaded. Hence: flowae's own commands never load this pyfunc
+(``packaging.load_detector`` reads the detector folder as data), and third parties load it with
+``packaging.verified_pyfunc``, which first checks every stored file against the sha256 recorded in
+the tracking store when the model was logged. Once run, it loads the detector folder (JSON + a
+``state_dict`` read with ``weights_only=True``). It needs the ``flowae`` package installed where the
+model is loaded.
 """
 from __future__ import annotations
 
