@@ -8,6 +8,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -74,12 +75,29 @@ def new_run(settings: Settings, experiment: str, name: str, tags: dict[str, str]
         return run.info.run_id
 
 
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "sig", "auth", "credential")
+
+
+def redact(uri: str) -> str:
+    """``uri`` fit to print, tag or put in an artifact: no ``user:password@`` and no secret-looking
+    query value (``https://user:pass@host/x?token=t`` -> ``https://host/x?token=***``)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "&".join(
+        f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else (f"{k}={v}" if sep else k)
+        for k, sep, v in (pair.partition("=") for pair in parts.query.split("&") if pair))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def ui_base(settings: Settings) -> str:
-    """Where the MLflow UI answers: the setting, the tracking server, or ``make mlflow-ui``'s port."""
+    """Where the MLflow UI answers: the setting, the tracking server, or ``make mlflow-ui``'s port;
+    never with the credentials a tracking URI may carry (links are printed and stored)."""
     if settings.mlflow_ui_url:
-        return settings.mlflow_ui_url.rstrip("/")
+        return redact(settings.mlflow_ui_url).rstrip("/")
     if settings.tracking_uri.startswith(("http://", "https://")):
-        return settings.tracking_uri.rstrip("/")
+        return redact(settings.tracking_uri).rstrip("/")
     return "http://127.0.0.1:5000"
 
 
