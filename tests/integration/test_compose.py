@@ -2,8 +2,10 @@
 
 CI has no Docker engine, so the compose file is checked by parsing it: its wiring (services,
 dependency conditions, healthchecks, published ports, secrets from the environment, pinned images,
-the GPU reservation) and, above all, that its services run exactly the commands that
-``stack.py`` runs as local processes in the integration test.
+the GPU reservation), its least-privilege rules (the worker holds no admin credential, each
+service has its own database role, SeaweedFS is out of the worker's reach) and, above all, that
+its services run exactly the commands that ``stack.py`` runs as local processes in the
+integration test.
 """
 from __future__ import annotations
 
@@ -20,9 +22,20 @@ CPU_OVERRIDE_PATH = REPO / "docker-compose.cpu.yml"
 ENV_EXAMPLE_PATH = REPO / ".env.example"
 
 LONG_RUNNING = {"postgres", "seaweedfs", "mlflow", "prefect-server", "worker"}
-ONE_SHOT = {"create-bucket"}
-SECRET_VARS = {"POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "MLFLOW_ADMIN_PASSWORD",
+ONE_SHOT = {"create-bucket", "mlflow-bootstrap"}
+DB_ROLE_SECRETS = {"mlflow": "MLFLOW_DB_PASSWORD", "mlflow_auth": "MLFLOW_AUTH_DB_PASSWORD",
+                   "prefect": "PREFECT_DB_PASSWORD"}
+JWT_SECRETS = {"WEED_JWT_SIGNING_KEY": "SEAWEEDFS_JWT_VOLUME_WRITE_KEY",
+               "WEED_JWT_SIGNING_READ_KEY": "SEAWEEDFS_JWT_VOLUME_READ_KEY",
+               "WEED_JWT_FILER_SIGNING_KEY": "SEAWEEDFS_JWT_FILER_WRITE_KEY",
+               "WEED_JWT_FILER_SIGNING_READ_KEY": "SEAWEEDFS_JWT_FILER_READ_KEY"}
+SECRET_VARS = {"POSTGRES_PASSWORD", *DB_ROLE_SECRETS.values(), "S3_ADMIN_ACCESS_KEY",
+               "S3_ADMIN_SECRET_KEY", "MLFLOW_S3_ACCESS_KEY", "MLFLOW_S3_SECRET_KEY",
+               *JWT_SECRETS.values(), "MLFLOW_ADMIN_PASSWORD", "MLFLOW_WORKER_PASSWORD",
                "MLFLOW_FLASK_SECRET_KEY", "PREFECT_AUTH_STRING"}
+#: The only secrets the worker may hold: its own MLflow user's and the Prefect API's.
+WORKER_SECRETS = {"MLFLOW_WORKER_PASSWORD", "PREFECT_AUTH_STRING"}
+S3_IDENTITIES_PATH = "/run/flowae/s3-identities.json"
 VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -102,8 +115,10 @@ def test_dependencies_wait_for_health_or_completion(services):
         "seaweedfs": {},
         "create-bucket": {"seaweedfs": "service_healthy"},
         "mlflow": {"postgres": "service_healthy", "create-bucket": "service_completed_successfully"},
+        "mlflow-bootstrap": {"mlflow": "service_healthy"},
         "prefect-server": {"postgres": "service_healthy"},
-        "worker": {"mlflow": "service_healthy", "prefect-server": "service_healthy"},
+        "worker": {"mlflow": "service_healthy", "mlflow-bootstrap": "service_completed_successfully",
+                   "prefect-server": "service_healthy"},
     }
     for name, service in services.items():
         depends = service.get("depends_on", {})
@@ -116,8 +131,8 @@ def test_every_long_running_service_has_a_healthcheck_on_the_harness_endpoint(se
         check = services[name].get("healthcheck")
         assert check and check.get("test") and not check.get("disable"), name
         assert services[name].get("restart") == "unless-stopped", name
-    assert "healthcheck" not in services["create-bucket"]
-    assert services["create-bucket"]["restart"] == "no"
+    for name in ONE_SHOT:
+        assert "healthcheck" not in services[name] and services[name]["restart"] == "no", name
     probes = {name: " ".join(services[name]["healthcheck"]["test"]) for name in LONG_RUNNING}
     assert f"127.0.0.1:8333{stack.S3_HEALTH_PATH}" in probes["seaweedfs"]
     assert f"127.0.0.1:5000{stack.MLFLOW_HEALTH_PATH}'" in probes["mlflow"]
@@ -129,10 +144,41 @@ def test_every_long_running_service_has_a_healthcheck_on_the_harness_endpoint(se
 
 def test_seaweedfs_runs_the_harness_command(services):
     service = services["seaweedfs"]
-    command = service["entrypoint"] + service["command"]
-    assert command == ["weed", *stack.weed_args(ip="seaweedfs", bind="0.0.0.0", data_dir="/data")]
+    assert service["entrypoint"] == ["/bin/sh", "/opt/flowae/seaweedfs-entrypoint.sh"]
+    assert service["command"] == ["weed", *stack.weed_args(ip="seaweedfs", bind="0.0.0.0", data_dir="/data",
+                                                           s3_config=S3_IDENTITIES_PATH)]
+    entrypoint = f"./{stack.SEAWEEDFS_ENTRYPOINT.relative_to(REPO)}:/opt/flowae/seaweedfs-entrypoint.sh:ro"
+    assert entrypoint in service["volumes"]
     assert any(v.endswith(":/data") for v in service["volumes"])
-    assert set(env_of(service)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    environment = env_of(service)
+    assert environment["S3_IDENTITIES_PATH"] == S3_IDENTITIES_PATH
+    assert any(S3_IDENTITIES_PATH.startswith(path + "/") for path in service["tmpfs"])  # never on disk
+    assert set(environment) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ACCESS_KEY",
+                                "MLFLOW_S3_SECRET_KEY", "S3_BUCKET", "S3_IDENTITIES_PATH",
+                                *stack.SEAWEEDFS_JWT_VARS}
+
+
+def test_seaweedfs_signs_its_internal_apis_with_four_distinct_keys(services):
+    environment = env_of(services["seaweedfs"])
+    assert {k: variables_in(environment[k]) for k in JWT_SECRETS} == {k: {v} for k, v in JWT_SECRETS.items()}
+    assert set(JWT_SECRETS) == set(stack.SEAWEEDFS_JWT_VARS)
+
+
+def test_each_s3_client_has_its_own_identity(services):
+    """The bucket job is the S3 admin; MLflow has its own, bucket-only identity; no one else has S3 keys."""
+    admin = {"S3_ADMIN_ACCESS_KEY", "S3_ADMIN_SECRET_KEY"}
+    mlflow_keys = {"MLFLOW_S3_ACCESS_KEY", "MLFLOW_S3_SECRET_KEY"}
+
+    def keys_of(name: str) -> set[str]:
+        environment = env_of(services[name])
+        return variables_in(environment.get("AWS_ACCESS_KEY_ID", "") + environment.get("AWS_SECRET_ACCESS_KEY", ""))
+
+    assert keys_of("create-bucket") == admin
+    assert keys_of("mlflow") == mlflow_keys
+    assert keys_of("seaweedfs") == admin  # weed's own admin identity
+    for name in set(services) - {"create-bucket", "mlflow", "seaweedfs"}:
+        text = " ".join(env_of(services[name]).values())
+        assert not variables_in(text) & (admin | mlflow_keys), name
 
 
 def test_mlflow_runs_the_harness_command(services):
@@ -189,19 +235,46 @@ def test_bucket_job_and_postgres_init_are_the_harness_files(services):
     mounts = services["postgres"]["volumes"]
     init = f"./{stack.POSTGRES_INIT_SQL.relative_to(REPO)}:/docker-entrypoint-initdb.d/"
     assert any(m.startswith(init) and m.endswith(".sql:ro") for m in mounts)
-    assert stack.databases() == ("mlflow", "mlflow_auth", "prefect")
+    assert stack.database_owners() == {"mlflow": "mlflow", "mlflow_auth": "mlflow_auth",
+                                       "prefect": "prefect"}
+    bootstrap = services["mlflow-bootstrap"]
+    assert bootstrap["entrypoint"] == ["python", "/opt/flowae/bootstrap_worker.py"]
+    assert f"./{stack.MLFLOW_BOOTSTRAP.relative_to(REPO)}:/opt/flowae/bootstrap_worker.py:ro" in bootstrap["volumes"]
+    assert bootstrap["image"] == services["mlflow"]["image"]
 
 
-def test_database_urls_point_at_the_init_script_databases(services):
-    mlflow_env = {k: interpolate(v) for k, v in env_of(services["mlflow"]).items()}
-    prefect_env = {k: interpolate(v) for k, v in env_of(services["prefect-server"]).items()}
-    user = interpolate(env_of(services["postgres"])["POSTGRES_USER"])
-    assert user == stack.POSTGRES_USER
-    base = f"{user}:<POSTGRES_PASSWORD>@postgres:5432"
-    assert mlflow_env["MLFLOW_BACKEND_STORE_URI"] == f"postgresql+psycopg2://{base}/mlflow"
-    assert mlflow_env["MLFLOW_AUTH_DATABASE_URI"] == f"postgresql+psycopg2://{base}/mlflow_auth"
-    assert prefect_env["PREFECT_API_DATABASE_CONNECTION_URL"] == f"postgresql+asyncpg://{base}/prefect"
-    assert mlflow_env["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+def test_each_service_has_its_own_database_role(services):
+    """Three URLs, three roles, three passwords; none is the superuser, whose password only the
+    postgres service (the init script) holds."""
+    urls = {
+        ("mlflow", "MLFLOW_BACKEND_STORE_URI"): "psycopg2",
+        ("mlflow", "MLFLOW_AUTH_DATABASE_URI"): "psycopg2",
+        ("prefect-server", "PREFECT_API_DATABASE_CONNECTION_URL"): "asyncpg",
+    }
+    seen = {}
+    for (service, key), driver in urls.items():
+        url = interpolate(env_of(services[service])[key])
+        match = re.fullmatch(rf"postgresql\+{driver}://(\w+):<(\w+)>@postgres:5432/(\w+)", url)
+        assert match, (service, key, url)
+        role, secret, database = match.groups()
+        assert stack.database_owners()[database] == role and DB_ROLE_SECRETS[role] == secret
+        seen[database] = role
+    assert seen == stack.database_owners()
+    postgres = env_of(services["postgres"])
+    assert interpolate(postgres["POSTGRES_USER"]) == stack.POSTGRES_USER not in seen.values()
+    assert {variables_in(postgres[v]).pop() for v in stack.DB_PASSWORD_VARS.values()} == set(DB_ROLE_SECRETS.values())
+    assert stack.DB_PASSWORD_VARS == DB_ROLE_SECRETS  # the names the init script reads
+    for name, service in services.items():
+        uses = variables_in(" ".join(env_of(service).values()))
+        if name != "postgres":
+            assert "POSTGRES_PASSWORD" not in uses, name
+    sql = stack.POSTGRES_INIT_SQL.read_text()
+    for role, secret in DB_ROLE_SECRETS.items():
+        assert re.search(rf"^CREATE ROLE {role} LOGIN PASSWORD :'\w+'\s+NOSUPERUSER NOCREATEDB NOCREATEROLE",
+                         sql, re.MULTILINE), role
+        assert re.search(rf"^REVOKE ALL ON DATABASE {role} FROM PUBLIC;", sql, re.MULTILINE), role
+        assert f"\\getenv {role}_password {secret}" in sql, role
+    assert interpolate(env_of(services["mlflow"])["MLFLOW_S3_ENDPOINT_URL"]) == "http://seaweedfs:8333"
 
 
 def test_worker_gets_credentials_and_urls_from_the_environment(services, tmp_path):
@@ -210,14 +283,66 @@ def test_worker_gets_credentials_and_urls_from_the_environment(services, tmp_pat
     assert services["worker"]["build"]["dockerfile"] == "Dockerfile"
     assert worker["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert worker["PREFECT_API_URL"] == "http://prefect-server:4200/api"
-    assert worker["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USERNAME:-admin}"
-    assert worker["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    assert worker["MLFLOW_TRACKING_USERNAME"] == f"${{MLFLOW_WORKER_USERNAME:-{stack.MLFLOW_WORKER_USERNAME}}}"
+    assert worker["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_WORKER_PASSWORD:?")
     assert worker["PREFECT_API_AUTH_STRING"].startswith("${PREFECT_AUTH_STRING:?")
-    assert "AWS_SECRET_ACCESS_KEY" not in worker  # artifacts go through the MLflow server
-    # The harness hands a flowae subprocess the same client variables (plus S3 for tests).
-    client = set(stack.Stack(workdir=tmp_path).env())
-    assert {k for k in worker if k.startswith(("MLFLOW_TRACKING", "PREFECT_API_"))} <= client
+    # The harness hands a flowae subprocess exactly the worker's client variables.
+    client = stack.Stack(workdir=tmp_path).env()
+    assert {k for k in worker if k.startswith(("MLFLOW_TRACKING", "PREFECT_API_"))} == set(client)
+    assert client["MLFLOW_TRACKING_USERNAME"] == stack.MLFLOW_WORKER_USERNAME
     assert 'CMD ["flowae", "serve"]' in (REPO / "Dockerfile").read_text()
+
+
+def test_worker_holds_no_admin_credential(services):
+    """Only its own MLflow user's password and the Prefect auth string: no MLflow admin, database,
+    S3 or SeaweedFS secret, and its MLflow user is not the admin."""
+    worker = env_of(services["worker"])
+    uses = variables_in(" ".join(worker.values()))
+    assert uses & SECRET_VARS == WORKER_SECRETS
+    assert not any(name.startswith(("MLFLOW_ADMIN", "POSTGRES", "S3_", "SEAWEEDFS")) for name in uses)
+    assert not any(key.startswith(("AWS_", "MLFLOW_S3", "PGPASSWORD")) for key in worker)
+    example = env_example()
+    assert example["MLFLOW_WORKER_USERNAME"] == stack.MLFLOW_WORKER_USERNAME != example["MLFLOW_ADMIN_USERNAME"]
+    bootstrap = env_of(services["mlflow-bootstrap"])  # the one that holds the admin password
+    assert bootstrap["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USERNAME:-admin}"
+    assert bootstrap["MLFLOW_WORKER_USERNAME"] == worker["MLFLOW_TRACKING_USERNAME"]
+    assert bootstrap["MLFLOW_WORKER_PASSWORD"] == worker["MLFLOW_TRACKING_PASSWORD"]
+    holders = {name for name, s in services.items()
+               if "MLFLOW_ADMIN_PASSWORD" in variables_in(" ".join(env_of(s).values()))}
+    assert holders == {"mlflow", "mlflow-bootstrap"}
+
+
+def test_bootstrap_grants_the_experiments_and_model_flowae_uses():
+    import importlib.util
+
+    from components.settings import Settings
+
+    spec = importlib.util.spec_from_file_location("bootstrap_worker", stack.MLFLOW_BOOTSTRAP)
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    defaults = Settings.model_fields
+    experiments = {f.default for name, f in defaults.items() if name.endswith("_experiment")}
+    assert set(bootstrap.EXPERIMENTS) == experiments
+    model = defaults["registered_model_name"].default
+    assert set(bootstrap.MODELS) == {model, model + ".registry-lock"}
+    assert bootstrap.EXPERIMENT_PERMISSION == "EDIT"
+
+
+def test_networks_keep_storage_and_databases_from_the_worker(compose, services):
+    """SeaweedFS (master, volume, filer, S3) and PostgreSQL sit on internal networks the worker is
+    not on; nothing of theirs is published."""
+    networks = compose["networks"]
+    assert networks["storage"].get("internal") is True and networks["db"].get("internal") is True
+    members = {name: set(service.get("networks", [])) for name, service in services.items()}
+    assert all(members.values()), "every service names its networks (no implicit default network)"
+    on = {net: {name for name, nets in members.items() if net in nets} for net in networks}
+    assert on["storage"] == {"seaweedfs", "create-bucket", "mlflow"}
+    assert on["db"] == {"postgres", "mlflow", "prefect-server"}
+    assert members["worker"] == {"app"} and members["seaweedfs"] == {"storage"}
+    assert members["postgres"] == {"db"}
+    assert not members["worker"] & (members["seaweedfs"] | members["postgres"])
+    for name in ("seaweedfs", "postgres", "create-bucket", "mlflow-bootstrap", "worker"):
+        assert not services[name].get("ports") and not services[name].get("expose"), name
 
 
 def test_only_the_two_uis_are_published(services):

@@ -4,17 +4,24 @@ MLflow: a run with params, metrics and an artifact, and a registered model versi
 must land in PostgreSQL (``runs``, ``registered_model_aliases``) and in the S3 bucket; requests
 without or with wrong credentials are refused, and so is an unknown Host header. Prefect: a real
 flow run in a subprocess configured only by ``stack.subprocess_env()`` must be a row of
-``flow_run`` in the prefect database.
+``flow_run`` in the prefect database. flowae retrains, promotes and scores as the worker's own
+MLflow user ``flowae-worker`` (``stack.env()``, what the compose worker gets), and the limits are
+real: the worker gets 403 on admin-only calls and on raising its own permissions, each service's
+PostgreSQL role reaches its own database only, and SeaweedFS's filer and volume server refuse
+requests without their JWTs while MLflow's S3 identity is confined to the artifact bucket.
 """
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
-from stack import S3_BUCKET, http_status
+from stack import DB_PASSWORD_VARS, S3_BUCKET, database_owners, http_status
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
@@ -22,9 +29,21 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+def http_call(url: str, method: str, body: dict | None, headers: dict[str, str]) -> int:
+    """HTTP status of a JSON request."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 @pytest.fixture(scope="module")
 def mlflow_client(stack):
-    """An MlflowClient bound to the stack's server (no global tracking URI is changed)."""
+    """An MlflowClient bound to the stack's server as the admin (no global tracking URI is changed)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_USERNAME", stack.mlflow.username)
     mp.setenv("MLFLOW_TRACKING_PASSWORD", stack.mlflow.password)
@@ -96,8 +115,126 @@ def test_mlflow_refuses_missing_or_wrong_credentials_and_unknown_hosts(stack, lo
     assert http_status(url, headers=good) == 200
     assert http_status(url, headers={**good, "Host": "evil.example"}) == 403
     assert http_status(url, headers={**good, "Host": f"mlflow:{stack.mlflow.port}"}) == 200
-    assert stack.postgres.query("mlflow_auth", "SELECT username, is_admin FROM users") == [
-        (stack.mlflow.username, True)]
+    assert sorted(stack.postgres.query("mlflow_auth", "SELECT username, is_admin FROM users")) == [
+        (stack.mlflow.username, True), (stack.mlflow.worker_username, False)]
+
+
+WORKER_GRANTS = """
+SELECT rp.resource_type, rp.resource_pattern, rp.permission FROM role_permissions rp
+JOIN user_role_assignments a ON a.role_id = rp.role_id JOIN users u ON u.id = a.user_id
+WHERE u.username = %s ORDER BY 1, 2
+"""
+
+
+def test_worker_is_a_restricted_mlflow_user(stack):
+    """What docker/mlflow/bootstrap_worker.py grants, and 403 for everything above it."""
+    import importlib.util
+
+    from stack import MLFLOW_BOOTSTRAP
+
+    spec = importlib.util.spec_from_file_location("bootstrap_worker", MLFLOW_BOOTSTRAP)
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+
+    worker = stack.mlflow.worker_username
+    assert stack.env()["MLFLOW_TRACKING_USERNAME"] == worker != stack.mlflow.username
+    assert stack.mlflow.password not in stack.env().values()
+    experiments = dict(stack.postgres.query(
+        "mlflow", "SELECT name, experiment_id::text FROM experiments WHERE name = ANY(%s)",
+        (list(bootstrap.EXPERIMENTS),)))
+    assert set(experiments) == set(bootstrap.EXPERIMENTS)
+    grants = stack.postgres.query("mlflow_auth", WORKER_GRANTS, (worker,))
+    expected = [("experiment", experiments[name], "EDIT") for name in bootstrap.EXPERIMENTS]
+    expected += [("registered_model", name, level) for name, level in bootstrap.MODELS.items()]
+    assert sorted(grants) == sorted(expected)
+
+    url, api3 = f"{stack.mlflow.url}/api/2.0/mlflow", f"{stack.mlflow.url}/api/3.0/mlflow"
+    as_worker = basic_auth(worker, stack.mlflow.worker_password)
+    train = experiments["flowae-train"]
+    # what it needs: a run in its experiment
+    assert http_call(f"{url}/runs/create", "POST", {"experiment_id": train}, as_worker) == 200
+    # admin-only calls
+    assert http_call(f"{url}/users/create", "POST",
+                     {"username": "intruder", "password": "intruder-password-1"}, as_worker) == 403
+    assert http_call(f"{url}/users/update-admin", "PATCH",
+                     {"username": worker, "is_admin": True}, as_worker) == 403
+    assert http_call(f"{url}/users/update-password", "PATCH",
+                     {"username": stack.mlflow.username, "password": "taken-over-password-1"},
+                     as_worker) == 403
+    assert http_call(f"{url}/users/delete", "DELETE", {"username": stack.mlflow.username},
+                     as_worker) == 403
+    # raising its own permission, or granting one to another user, on an experiment it may only edit
+    for user in (worker, stack.mlflow.username):
+        assert http_call(f"{api3}/users/permissions/grant", "POST",
+                         {"username": user, "resource_type": "experiment", "resource_id": train,
+                          "permission": "MANAGE"}, as_worker) == 403
+    # EDIT is no delete
+    assert http_call(f"{url}/experiments/delete", "POST", {"experiment_id": train}, as_worker) == 403
+    # nothing changed
+    assert sorted(stack.postgres.query("mlflow_auth", WORKER_GRANTS, (worker,))) == sorted(expected)
+    assert stack.postgres.query("mlflow_auth", "SELECT is_admin FROM users WHERE username = %s",
+                                (worker,)) == [(False,)]
+    assert stack.postgres.query("mlflow", "SELECT lifecycle_stage FROM experiments WHERE name = %s",
+                                ("flowae-train",)) == [("active",)]
+
+
+def test_each_postgres_role_reaches_its_own_database_only(stack):
+    import psycopg2
+
+    owners = database_owners()
+    assert set(owners.values()) == set(DB_PASSWORD_VARS)
+    roles = stack.postgres.query(
+        "postgres", "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+        "WHERE rolname = ANY(%s) ORDER BY 1", (list(owners.values()),))
+    assert roles == [(role, False, False, False) for role in sorted(owners.values())]
+    for database, owner in owners.items():
+        assert stack.postgres.query(database, "SELECT current_user", role=owner) == [(owner,)]
+        for role in set(owners.values()) - {owner}:
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                stack.postgres.query(database, "SELECT 1", role=role)
+        # and no role reaches the maintenance database either
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            stack.postgres.query("postgres", "SELECT 1", role=owner)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(stack.postgres.dsn("mlflow", "mlflow").replace(
+            stack.postgres.passwords["mlflow"], stack.postgres.passwords["prefect"]), connect_timeout=5)
+    # the services really run as those roles
+    sessions = {row[0] for row in stack.postgres.query(
+        "postgres", "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = ANY(%s)",
+        (list(owners),))}
+    assert sessions <= set(owners.values()) and {"mlflow", "prefect"} <= sessions
+
+
+def test_seaweedfs_internal_apis_want_jwts_and_mlflow_s3_identity_is_confined(stack, logged_run):
+    import botocore.exceptions
+
+    weed = stack.seaweedfs
+    filer = f"http://127.0.0.1:{weed.port_of('filer.port')}"
+    key = f"mlflow/{logged_run['experiment_id']}/{logged_run['run_id']}/artifacts/report.txt"
+    assert http_status(f"{filer}/buckets/{S3_BUCKET}/{key}") == 401
+    assert http_call(f"{filer}/buckets/{S3_BUCKET}/{key}", "PUT", {"rewritten": True}, {}) == 401
+    assert http_call(f"{filer}/buckets/{S3_BUCKET}/{key}", "DELETE", None, {}) == 401
+    master = f"http://127.0.0.1:{weed.port_of('master.port')}"
+    with urllib.request.urlopen(f"{master}/dir/assign", timeout=10) as response:
+        assigned = json.load(response)  # the master hands out file ids; the volume wants a JWT
+    assert http_call(f"http://{assigned['url']}/{assigned['fid']}", "PUT", {"x": 1}, {}) == 401
+    # the artifact is untouched
+    admin = weed.client()
+    assert admin.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read().decode() == logged_run["artifact"].read_text()
+
+    mlflow_s3 = weed.client("mlflow")
+    mlflow_s3.put_object(Bucket=S3_BUCKET, Key="mlflow/identity-check.txt", Body=b"ok")
+    assert mlflow_s3.get_object(Bucket=S3_BUCKET, Key="mlflow/identity-check.txt")["Body"].read() == b"ok"
+    mlflow_s3.delete_object(Bucket=S3_BUCKET, Key="mlflow/identity-check.txt")
+    other = f"not-mlflows-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        mlflow_s3.create_bucket(Bucket=other)
+    admin.create_bucket(Bucket=other)
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        mlflow_s3.put_object(Bucket=other, Key="x.txt", Body=b"x")
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        mlflow_s3.delete_bucket(Bucket=S3_BUCKET)
+    admin.delete_bucket(Bucket=other)
 
 
 FLOW = """
@@ -186,6 +323,12 @@ def test_flowae_retrains_promotes_and_scores_against_the_stack(stack, shared_dat
     runs = stack.postgres.query("mlflow", "SELECT count(*) FROM runs r JOIN experiments e ON "
                                 "r.experiment_id = e.experiment_id WHERE e.name = 'flowae-scoring'")
     assert runs == [(1,)]
+    # all of it as flowae-worker, within what the bootstrap job granted: it created no experiment
+    # or model of its own (which would have made it their manager)
+    assert stack.subprocess_env()["MLFLOW_TRACKING_USERNAME"] == stack.mlflow.worker_username
+    grants = stack.postgres.query("mlflow_auth", WORKER_GRANTS, (stack.mlflow.worker_username,))
+    assert {level for _, _, level in grants if level != "EDIT"} == {"MANAGE"}
+    assert {pattern for kind, pattern, level in grants if level == "MANAGE"} == {"flowae", "flowae.registry-lock"}
     flows = stack.postgres.query("prefect", "SELECT name FROM flow WHERE name IN ('retrain', 'score')")
     assert {row[0] for row in flows} == {"retrain", "score"}  # the flow runs are on the Prefect server
 
