@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     work_dir: Path = Path("data/work")
     inbox_dir: Path = Path("data/inbox")  # score-nightly scores the new files found here
     inbox_settle_s: float = Field(default=60.0, ge=0)  # younger files may still be arriving
+    max_attempts: int = Field(default=3, ge=1)  # score-nightly: tries per inbox file, across nights,
+    # before it is quarantined (a data problem is quarantined at once)
+    claim_ttl_s: float = Field(default=6 * 3600.0, gt=0)  # a claim on an inbox file not renewed
+    # for this long is taken over (a claim whose process is gone on this host at once)
+    max_parallel_files: int = Field(default=1, ge=1)  # files (or parts) scored or ingested at once
+    # per flow run: memory is bounded per file
     score_cron: str = "0 2 * * *"  # score-nightly: every day at 02:00
     retrain_cron: str = "0 3 * * 0"  # retrain: Sundays at 03:00
     retrain_inputs: list[str] = ["data/raw"]  # raw files or folders the weekly retrain ingests

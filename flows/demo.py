@@ -16,6 +16,7 @@ from components.learn.training import TrainConfig
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
 from flows.retrain import RetrainJob, retrain_flow
+from flows.retries import FileRunner
 from flows.score import ScoreJob, score_flow
 
 DEMO_DAYS = ["monday", "friday_ddos", "friday_portscan"]
@@ -23,7 +24,7 @@ DEMO_DAYS = ["monday", "friday_ddos", "friday_portscan"]
 DEMO_TRAINING = {**defaults.TRAIN, "epochs": 6, "patience": 3}
 
 
-@flow(name="demo", log_prints=True)
+@flow(name="demo", log_prints=True, task_runner=FileRunner())  # its subflows bound themselves too
 def demo_flow(workdir: str, rows: int, seed: int, device: str = "auto") -> dict:
     raw = Path(workdir) / "raw"
     cfg = SynthConfig(rows=rows, seed=seed, variant="TrafficLabelling", format="csv", attacks=None,

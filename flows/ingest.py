@@ -26,7 +26,7 @@ from components.data.ingest import (
 from components.data.ingest_tracking import log_ingest_run
 from components.data.inputs import InputFile, display_name
 from components.settings import load_settings
-from flows.retries import retry_on_io_error
+from flows.retries import FileRunner, retry_on_io_error
 
 
 def _progress_bar(item: InputFile):
@@ -65,7 +65,7 @@ def ingest_file_task(path: str, stem: str, out: str, invalid_values: str = "keep
     return report.manifest_entry()
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, task_runner=FileRunner())  # bounded, whoever calls it
 def ingest_flow(inputs: list[str], out: str, progress: bool = False, log_to_mlflow: bool = True,
                 run_gx: bool = True) -> dict:
     """Ingest raw files into ``out`` (curated/, quarantine/, manifest.json, validation/)."""

@@ -3,17 +3,24 @@ the row groups of big parquet files, on the local task runner or a Dask cluster.
 
 Outputs (DESIGN.md): ``OUT/<stem>.scored.parquet`` per input and ``OUT/summary.json``; a file
 that cannot be scored gets ``OUT/quarantine/<stem>.json`` with its reason while the others are
-scored. The night's report goes to a Prefect markdown artifact and to an MLflow run in
+scored (a bug says "internal error" and where its traceback went). Files are scored
+``FLOWAE_MAX_PARALLEL_FILES`` at a time (default 1: memory stays bounded by one file). The night's report goes to a Prefect markdown artifact and to an MLflow run in
 ``flowae-scoring`` tagged with the model version, with its plots. The model alias is resolved
 once, so every file of a night is scored by the same version. A big parquet file is scored in
 parts (each reads the ``T - 1`` flows its windows need on either side, so the scores equal a
-single pass) that are then joined in order.
+single pass, on the 12-hour clock decided once for the whole file) that are then joined in order.
+
+``score-nightly`` takes its work from the inbox ledger (``components.detect.inbox``): it claims
+the new files in one transaction, marks each done once its output is on disk, leaves a failure
+that may pass for the next night, and ends *Failed* (after scoring everything else) when any
+file failed, so Prefect's alerting sees it.
 """
 from __future__ import annotations
 
 import shutil
 import sys
 import time
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -21,22 +28,42 @@ from typing import Literal
 import mlflow
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from components.data.ingest import plan_outputs
-from components.data.inputs import PARQUET_SUFFIXES, InputFile
-from components.data.outputs import remove_stale_temp_files, write_json_atomic
+from components.data.inputs import PARQUET_SUFFIXES, InputFile, display_name
+from components.data.outputs import remove_stale_temp_files, safe_stem, write_json_atomic
 from components.detect import plots
-from components.detect.inbox import Ledger, file_key
+from components.detect.inbox import Ledger, new_owner
 from components.detect.night_report import FileStats, markdown, missing_line
 from components.detect.packaging import load_detector
 from components.detect.registry import client as registry_client
-from components.detect.scoring import FileResult, merge_parts, score_file, score_part, scored_name
-from components.detect.serving import parquet_row_groups
+from components.detect.scoring import (
+    FileResult,
+    merge_parts,
+    one_line_reason,
+    score_file,
+    score_part,
+    scored_name,
+)
+from components.detect.serving import parquet_clock, parquet_row_groups
 from components.learn.training import resolve_device
 from components.settings import load_settings
 from components.tracking import ensure_experiment, run_link, stage_run
-from flows.retries import retry_on_io_error
+from flows.cli_support import write_error_log
+from flows.retries import FileRunner, retry_on_io_error
+
+
+class ScoreItem(BaseModel):
+    """One input with its output fixed beforehand (score-nightly: the ledger's row and path)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    member: str | None = None
+    target: Path  # OUT/<stem>.scored.parquet
+    key: int | None = None  # the ledger row
 
 
 class ScoreJob(BaseModel):
@@ -49,6 +76,8 @@ class ScoreJob(BaseModel):
     batch_rows: int | None = None
     progress: bool = False
     ledger: Path | None = None  # the inbox ledger to record each scored file in (score-nightly)
+    owner: str | None = None  # whose claims on the ledger's rows these are (score-nightly)
+    items: tuple[ScoreItem, ...] = ()  # inputs with their outputs fixed (instead of ``inputs``)
     runner: Literal["local", "dask"] = "local"
     address: str | None = None  # the Dask scheduler, tcp://HOST:PORT (runner dask)
     part_rows: int = 2_000_000  # parquet files with more rows are scored in parts of about this many
@@ -72,62 +101,120 @@ def _detector(pinned_uri: str):
     return load_detector(pinned_uri)
 
 
-def _finish(result: FileResult, path: str, stem: str, out: str, version: str, ledger: str | None,
-            key: str | None) -> FileResult:
-    """Quarantine note for a failed file; the ledger entry once the output is committed."""
-    note = Path(out) / "quarantine" / f"{stem}.json"
-    if result.status != "ok":
-        write_json_atomic(note, {"source": result.source, "status": result.status, "error": result.error})
-    else:
-        note.unlink(missing_ok=True)
-    if ledger and key is not None:  # only now: a crash before this line scores the file again
-        Ledger(Path(ledger)).record(key, {"source": result.source, "status": result.status,
-                                          "output": result.output, "error": result.error,
-                                          "model_version": version})
+def _finish(result: FileResult, stem: str, out: str, version: str, ledger: str | None,
+            key: int | None, owner: str | None) -> FileResult:
+    """Without a ledger: a quarantine note for a failed file. With one: the row says done (the
+    output is already fsynced and renamed: a crash before this line scores the file again, into
+    the same output), or records the failure, which the ledger retries on a later night or
+    quarantines with its history."""
+    if not ledger or key is None:
+        note = Path(out) / "quarantine" / f"{stem}.json"
+        if result.status != "ok":
+            write_json_atomic(note, {"source": result.source, "status": result.status, "error": result.error})
+        else:
+            note.unlink(missing_ok=True)
+        return result
+    book = Ledger(Path(ledger))
+    if result.status == "ok":
+        book.done(key, owner or "", result.output or "", version)
+        return result
+    max_attempts = load_settings().max_attempts
+    item = book.failed(key, owner or "", result.error or "failed", result.transient, max_attempts)
+    if item.status == "quarantined":
+        result.error = f"{result.error} (quarantined after {item.attempts} attempt(s): {book.note_path(item)})"
+    elif item.status == "failed":
+        result.error = f"{result.error} (attempt {item.attempts} of {max_attempts}; tried again next night)"
     return result
+
+
+def internal_error(exc: BaseException, out: str) -> FileResult:
+    """What a bug (or out of memory) in scoring a file says: its type and message, and where the
+    traceback went; a later night may try the file again."""
+    log = write_error_log(Path(out), "score", exc)
+    return FileResult("", "failed", f"internal error: {type(exc).__name__}: {one_line_reason(exc)} (see {log})",
+                      transient=True)
+
+
+def _start(ledger: str | None, key: int | None, owner: str | None) -> bool:
+    """Renew the claim and count the attempt; False when another run took the file over."""
+    return not ledger or key is None or Ledger(Path(ledger)).start(key, owner or "")
+
+
+def _claim_lost(source: str) -> FileResult:
+    return FileResult(source, "failed", "claim lost: another run took this file over, it scores it")
 
 
 @task(name="score-file", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error,
       task_run_name="score-{stem}")
 def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: str, device: str,
                     batch_rows: int | None = None, progress: bool = False,
-                    ledger: str | None = None, member: str | None = None) -> FileResult:
+                    ledger: str | None = None, member: str | None = None, key: int | None = None,
+                    owner: str | None = None) -> FileResult:
     """Score one log (``member`` of the zip archive ``path``, when given)."""
-    key = file_key(Path(path)) if ledger and Path(path).exists() else None
+    item = InputFile(Path(path), member)
+    if not _start(ledger, key, owner):
+        return _claim_lost(item.source)
     bar = _Bar(Path(path)) if progress else None
     try:
-        result = score_file(_detector(pinned_uri), InputFile(Path(path), member), Path(out), stem, version,
+        result = score_file(_detector(pinned_uri), item, Path(out), stem, version,
                             device=str(resolve_device(device)), on_progress=bar.update if bar else None,
                             batch_rows=batch_rows, max_missing_share=load_settings().max_missing_feature_share)
+    except Exception as exc:  # noqa: BLE001 - a bug fails this file, not the night
+        result = internal_error(exc, out)
+        result.source = item.source
     finally:
         if bar is not None:
             bar.close()
-    return _finish(result, path, stem, out, version, ledger, key)
+    return _finish(result, stem, out, version, ledger, key, owner)
 
 
 @task(name="score-part", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error,
       task_run_name="score-{stem}-rows-{start}")
 def score_part_task(path: str, stem: str, part: str, start: int, stop: int, n_rows: int, pinned_uri: str,
-                    version: str, device: str) -> FileResult:
-    return score_part(_detector(pinned_uri), Path(path), Path(part), start, stop, n_rows, version,
-                      device=str(resolve_device(device)),
-                      max_missing_share=load_settings().max_missing_feature_share)
+                    version: str, device: str, clock: str | None = None) -> FileResult:
+    try:
+        return score_part(_detector(pinned_uri), Path(path), Path(part), start, stop, n_rows, version,
+                          device=str(resolve_device(device)),
+                          max_missing_share=load_settings().max_missing_feature_share, clock=clock)
+    except Exception as exc:  # noqa: BLE001 - a bug fails this file, not the night
+        result = internal_error(exc, str(Path(part).parent.parent.parent))
+        result.source = str(path)
+        return result
 
 
 @task(name="join-parts", task_run_name="join-{stem}")
 def join_parts_task(path: str, stem: str, out: str, parts: list[FileResult], version: str,
-                    ledger: str | None = None, key: str | None = None) -> FileResult:
+                    ledger: str | None = None, key: int | None = None, owner: str | None = None) -> FileResult:
     failed = [p for p in parts if p.status != "ok"]
-    if failed:
-        result = FileResult(path, "failed", failed[0].error)
-    else:
-        written = merge_parts([Path(p.output) for p in parts], Path(out) / scored_name(stem))
-        stats = parts[0].stats
-        for p in parts[1:]:
-            stats.merge(p.stats)
-        result = FileResult(path, "ok", None, str(written), stats, sum(p.seconds for p in parts))
-    shutil.rmtree(Path(out) / ".parts" / stem, ignore_errors=True)
-    return _finish(result, path, stem, out, version, ledger, key)
+    try:
+        if failed:
+            result = FileResult(path, "failed", failed[0].error, transient=failed[0].transient)
+        else:
+            written = merge_parts([Path(p.output) for p in parts], Path(out) / scored_name(stem))
+            stats = parts[0].stats
+            for p in parts[1:]:
+                stats.merge(p.stats)
+            result = FileResult(path, "ok", None, str(written), stats, sum(p.seconds for p in parts))
+    except Exception as exc:  # noqa: BLE001 - a bug fails this file, not the night
+        result = internal_error(exc, out)
+        result.source = path
+    remove_parts(Path(out), stem)
+    return _finish(result, stem, out, version, ledger, key, owner)
+
+
+def parts_dir(out: Path, stem: str) -> Path:
+    """``OUT/.parts/<stem>``, refused unless it is a folder strictly inside ``OUT/.parts``."""
+    root = (Path(out) / ".parts").resolve()
+    folder = (root / stem).resolve()
+    if folder.parent != root:
+        raise ValueError(f"{stem!r}: not a safe output name")
+    return folder
+
+
+def remove_parts(out: Path, stem: str) -> None:
+    shutil.rmtree(parts_dir(out, stem), ignore_errors=True)
+    with suppress(OSError):
+        (Path(out) / ".parts").rmdir()  # only when no other file's parts are left
 
 
 class _Bar:
@@ -177,9 +264,7 @@ def task_runner(job: ScoreJob):
         if not job.address:
             raise ValueError("--runner dask needs --address tcp://HOST:PORT of a Dask scheduler")
         return DaskTaskRunner(address=job.address)
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner(max_workers=1)  # one file at a time: memory stays bounded
+    return FileRunner()  # FLOWAE_MAX_PARALLEL_FILES at a time (default 1): memory stays bounded
 
 
 def score(job: ScoreJob) -> dict:
@@ -187,38 +272,70 @@ def score(job: ScoreJob) -> dict:
     return score_flow.with_options(task_runner=task_runner(job))(job)
 
 
-@flow(name="score", log_prints=True)
+def plan_job(job: ScoreJob) -> tuple[list[tuple[InputFile, Path, str, int | None]], list[str]]:
+    """(input, output folder, output stem, ledger row) for every input; stems are safe names
+    (``...parquet`` has the stem ``..``) and unique in their folder."""
+    if job.items:
+        return [(InputFile(Path(i.path), i.member), Path(i.target).parent,
+                 Path(i.target).name.removesuffix(".scored.parquet"), i.key) for i in job.items], []
+    planned, notes = plan_outputs(list(job.inputs))
+    used: set[str] = set()
+    out = []
+    for item, stem in planned:
+        safe = safe_stem(stem)
+        if safe in used:
+            notes.append(f"{item.display}: written as {safe}__{len(out)} (same output name as another input)")
+            safe = f"{safe}__{len(out)}"
+        used.add(safe)
+        out.append((item, Path(job.out), safe, None))
+    return out, notes
+
+
+@flow(name="score", log_prints=True, task_runner=FileRunner())  # bounded also as a subflow
 def score_flow(job: ScoreJob) -> dict:
     """Score every input; summarise the night; exit status is the caller's (any file failed)."""
     settings = load_settings()
     pinned, version = resolve_model(job.model_uri)
     detector = _detector(pinned)
     remove_stale_temp_files([Path(job.out), Path(job.out) / "quarantine"])  # a killed run's leftovers
-    planned, notes = plan_outputs(list(job.inputs))
+    planned, notes = plan_job(job)
     ledger = str(job.ledger) if job.ledger else None
+    owner = job.owner
     device = job.device
     pending = []
-    for item, stem in planned:
+    for item, out, stem, key in planned:
         path = Path(item.path)
         parts = split_parts(path, job.part_rows) if item.member is None and not item.gzipped else None
+        clock = "unknown"
+        if parts is not None:
+            try:
+                clock = parquet_clock(path)  # decided once for the whole file, handed to every part
+            except Exception:  # noqa: BLE001 - unreadable after all: scored whole, which says why
+                parts = None
         if parts is None:
-            pending.append((item.source, score_file_task.submit(str(path), stem, str(job.out), pinned, version,
-                                                                device, job.batch_rows, job.progress, ledger,
-                                                                item.member)))
+            pending.append((item.source, out, key, score_file_task.submit(
+                str(path), stem, str(out), pinned, version, device, job.batch_rows, job.progress, ledger,
+                item.member, key, owner)))
+            continue
+        if not _start(ledger, key, owner):
+            pending.append((item.source, out, None, _claim_lost(item.source)))
             continue
         n_rows = parts[-1][1]
-        key = file_key(path) if ledger else None
-        futures = [score_part_task.submit(str(path), stem, str(job.out / ".parts" / stem / f"{i:05d}.parquet"),
-                                          a, b, n_rows, pinned, version, device)
+        folder = parts_dir(out, stem)
+        futures = [score_part_task.submit(str(path), stem, str(folder / f"{i:05d}.parquet"),
+                                          a, b, n_rows, pinned, version, device, clock)
                    for i, (a, b) in enumerate(parts)]
-        pending.append((item.source, join_parts_task.submit(str(path), stem, str(job.out), futures, version,
-                                                            ledger, key)))
+        pending.append((item.source, out, key, join_parts_task.submit(str(path), stem, str(out), futures, version,
+                                                                      ledger, key, owner)))
     results: list[FileResult] = []
     night = FileStats(detector)
-    for source, future in pending:
-        result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            result = FileResult(source, "failed", f"cannot read: {result}")
+    for source, out, key, future in pending:
+        result = future if isinstance(future, FileResult) else future.result(raise_on_failure=False)
+        if isinstance(result, BaseException):  # the task itself failed (its retries spent)
+            result = internal_error(result, str(out))
+            result.source = source
+            if ledger and key is not None:
+                result = _finish(result, "", str(out), version, ledger, key, owner)
         results.append(result)
         if result.stats is not None:
             night.merge(result.stats)
@@ -270,21 +387,67 @@ def _log_night(settings, summary: dict, night: FileStats, detector, version: str
         return run.info.run_id
 
 
-@flow(name="score-nightly", log_prints=True)
+@flow(name="score-nightly", log_prints=True, task_runner=FileRunner())
 def score_nightly_flow(inbox: str | None = None, out: str | None = None,
-                       model_uri: str = "models:/flowae@champion", settle_s: float | None = None) -> dict:
-    """Score the inbox files that no earlier night scored, into ``OUT/<night>/``; the ledger in
-    ``OUT/ledger.json`` records each file as soon as its output is committed."""
+                       model_uri: str = "models:/flowae@champion", settle_s: float | None = None):
+    """Score the inbox items (files and zip members) that no earlier night scored, into
+    ``OUT/<night>/``, with the ledger ``OUT/ledger.sqlite``. Ends Failed when any file failed."""
     settings = load_settings()
     inbox_dir = Path(inbox or settings.inbox_dir)
     out_dir = Path(out or settings.scored_dir)
     ledger = Ledger(out_dir)
-    pending = ledger.pending(inbox_dir, settings.inbox_settle_s if settle_s is None else settle_s)
-    if not pending:
+    owner = new_owner()
+    _remove_killed_runs_temp_files(out_dir)
+    claim = ledger.claim(inbox_dir, owner, time.strftime("%Y-%m-%dT%H%M%S"),
+                         settings.inbox_settle_s if settle_s is None else settle_s,
+                         settings.max_attempts, settings.claim_ttl_s)
+    lost = [{"source": i.source, "status": "failed", "error": f"{i.last_error} (quarantined after {i.attempts} "
+             f"attempt(s): {ledger.note_path(i)})", "output": None} for i in claim.quarantined]
+    if not claim.items:
         print(f"nothing new in {inbox_dir}")
-        return {"files": [], "flows": 0, "anomalies": 0, "night": None}
-    night = out_dir / time.strftime("%Y-%m-%dT%H%M%S")
-    print(f"scoring {len(pending)} new files from {inbox_dir} into {night}")
-    result = score_flow(ScoreJob(inputs=tuple(str(p) for p in pending), out=night, model_uri=model_uri,
-                                 device=settings.device, ledger=out_dir))
-    return {**result, "night": str(night)}
+        result = {"files": lost, "flows": 0, "anomalies": 0, "night": None}
+        return _night_state(result)
+    print(f"scoring {len(claim.items)} new files from {inbox_dir} into {claim.night} (run {owner})")
+    items = tuple(ScoreItem(path=i.path, member=i.member or None, target=Path(i.output), key=i.id)
+                  for i in claim.items)
+    try:
+        result = score_flow(ScoreJob(inputs=tuple(i.source for i in claim.items), items=items, out=claim.night,
+                                     model_uri=model_uri, device=settings.device, ledger=out_dir, owner=owner))
+    finally:
+        ledger.release(owner)  # claims not reached (the night failed before them) are pending again
+    return _night_state({**result, "files": result["files"] + lost, "night": str(claim.night)})
+
+
+class NightFailed(Exception):
+    """A night in which some file failed; ``summary`` is what the night returns otherwise."""
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message, summary)
+        self.message, self.summary = message, summary or {}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _night_state(result: dict):
+    """The night's summary, or a Failed state carrying it (``NightFailed``) when any file failed,
+    after everything else was scored: Prefect's alerting and ``run_deployment`` callers see it."""
+    failed = [f for f in result["files"] if f["status"] != "ok"]
+    if not failed:
+        return result
+    names = ", ".join(display_name(f["source"]) for f in failed[:5])
+    message = f"{len(failed)} of {len(result['files'])} files failed: {names}"
+    return Failed(message=message, data=NightFailed(message, result))
+
+
+def _remove_killed_runs_temp_files(out_dir: Path) -> None:
+    """Temp files of killed runs, in the ledger's folder and in every night's folders."""
+    folders = [out_dir, out_dir / "quarantine"]
+    if out_dir.is_dir():
+        for night in out_dir.iterdir():
+            if night.is_dir() and not night.name.startswith("."):
+                folders += [night, night / "quarantine"]
+                parts = night / ".parts"
+                if parts.is_dir():
+                    folders += [p for p in parts.iterdir() if p.is_dir()]
+    remove_stale_temp_files(folders)

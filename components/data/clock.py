@@ -65,6 +65,15 @@ class Clock:
         self.shifted = True
         return pc.if_else(pa.array(early), pc.add(values, TWELVE_HOURS), values)
 
+    @classmethod
+    def decided(cls, decision: str | None, pm_hours: tuple[int, int] = (1, 7),
+                late_hours: tuple[int, int] = (13, 23)) -> Clock:
+        """A clock for *part* of a file whose clock was decided over the whole file beforehand
+        (``decision`` of a first pass): a part that holds only hours 1-7 of a 24-hour file must not
+        read them as afternoon, and a part cannot start the file again on 24 hours. A "12h" file
+        has no hour 13-23 anywhere, so the rule shifts the same hours in any part of it."""
+        return cls(pm_hours, late_hours, fixed_24h=decision == "24h")
+
     @property
     def decision(self) -> str | None:
         """``"12h"``, ``"24h"``, or None when the file had no readable timestamp."""

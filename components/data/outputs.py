@@ -32,6 +32,41 @@ COMPRESSION = "lz4"
 STATISTICS = ("row_number", "timestamp", "label", "source_file", "quarantine_reason")
 
 
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder: nothing more to do there
+    finally:
+        os.close(fd)
+
+
+def safe_stem(stem: str) -> str:
+    """An output stem that stays a plain name inside the output folder, whatever the input was
+    called: ``...parquet`` has the stem ``..``, which as a folder name is the parent folder (and a
+    stem starting with a dot would hide the output, or look like one of our temp files)."""
+    cleaned = _UNSAFE.sub("_", stem)
+    if not cleaned or cleaned.startswith("."):
+        cleaned = f"_{cleaned}"
+    return cleaned
+
+
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
 def temp_prefix(target: Path) -> str:
     return f".{target.name}.flowae-{os.getpid()}-"
 
@@ -101,7 +136,9 @@ class AtomicParquetWriter:
                 return None
             self._open()
         self._writer.close()
+        fsync_file(self._tmp)  # the bytes are on disk before the name says the file is complete
         os.replace(self._tmp, self.target)
+        fsync_dir(self.target.parent)  # and the rename itself survives a power cut
         self._writer, self._tmp = None, None
         return self.target
 
@@ -121,7 +158,10 @@ def write_json_atomic(path: Path, payload: dict) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
             fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(name, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise

@@ -10,7 +10,10 @@ anomalies, drift) is accumulated on the way (``NightReport``).
 """
 from __future__ import annotations
 
+import re
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -50,6 +53,9 @@ class FileResult:
     output: str | None = None
     stats: FileStats | None = None
     seconds: float = field(default=0.0, compare=False)
+    #: the failure may not happen again (an I/O error, a bug): worth another try on a later night;
+    #: a problem of the file's content is not
+    transient: bool = field(default=False, compare=False)
 
     def summary(self) -> dict:
         base = {"source": self.source, "status": self.status, "error": self.error, "output": self.output}
@@ -66,7 +72,8 @@ def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str,
                device: str = "cpu", on_progress: Progress | None = None,
                batch_rows: int | None = None, max_missing_share: float = MAX_MISSING_SHARE) -> FileResult:
     """Score one log (a file, gzipped or not, or a zip member) into ``out/<stem>.scored.parquet``;
-    a file-level problem fails only this file."""
+    a file-level problem, at its header or found mid-stream (a corrupt row group, a truncated
+    gzip), fails only this file, with a one-line reason. Anything else (a bug) is raised."""
     item = as_input(item)
     started = time.perf_counter()
     contract = load_contract()
@@ -74,7 +81,7 @@ def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str,
     while True:
         log, failure = _open(detector, lambda clock=clock: open_log(item, clock=clock), max_missing_share)
         if failure is not None:
-            return FileResult(item.source, "failed", failure, seconds=time.perf_counter() - started)
+            return _failed(item.source, failure, started)
         stats = FileStats(detector, source=item.display, missing_features=missing_features(detector, log),
                           missing_columns=missing_columns(log))
         target = Path(out) / scored_name(stem)
@@ -84,25 +91,68 @@ def score_file(detector: Detector, item: InputFile | Path, out: Path, stem: str,
         except ClockContradiction:  # a 24-hour file after all: score it again on 24 hours
             clock = Clock(contract.pm_hours, contract.late_hours, fixed_24h=True)
             continue
+        except Exception as exc:
+            failure = read_failure(exc)
+            if failure is None:
+                raise
+            return _failed(item.source, failure, started)
         return FileResult(item.source, "ok", None, str(target), stats, time.perf_counter() - started)
 
 
 def score_part(detector: Detector, path: Path, target: Path, start: int, stop: int, n_rows: int,
-               version: str, device: str = "cpu", max_missing_share: float = MAX_MISSING_SHARE) -> FileResult:
+               version: str, device: str = "cpu", max_missing_share: float = MAX_MISSING_SHARE,
+               clock: str | None = None) -> FileResult:
     """Rows ``[start, stop)`` of a big parquet log into ``target``, scored exactly as in the whole
-    file: the part also reads the ``T - 1`` flows on each side that its windows need."""
+    file: the part also reads the ``T - 1`` flows on each side that its windows need, and its
+    timestamps on the clock decided for the whole file (``clock``: ``serving.parquet_clock``)."""
     started = time.perf_counter()
     stride = detector.rule.stride_for(detector.window)
     first = (max(0, start - detector.window + 1) // stride) * stride
     last = min(n_rows, stop + detector.window - 1)
-    log, failure = _open(detector, lambda: open_log_rows(Path(path), first, last), max_missing_share)
+    contract = load_contract()
+    decided = Clock.decided(clock, contract.pm_hours, contract.late_hours)
+    log, failure = _open(detector, lambda: open_log_rows(Path(path), first, last, decided), max_missing_share)
     if failure is not None:
-        return FileResult(str(path), "failed", failure, seconds=time.perf_counter() - started)
+        return _failed(str(path), failure, started)
     stats = FileStats(detector, source=Path(path).name, missing_features=missing_features(detector, log),
                       missing_columns=missing_columns(log))
     scorer = detector.scorer(device=device, start=first)
-    _stream(detector, log, target, scorer, version, stats, (start, stop), last == n_rows, None, None)
+    try:
+        _stream(detector, log, target, scorer, version, stats, (start, stop), last == n_rows, None, None)
+    except Exception as exc:
+        failure = read_failure(exc)
+        if failure is None:
+            raise
+        return _failed(str(path), failure, started)
     return FileResult(str(path), "ok", None, str(target), stats, time.perf_counter() - started)
+
+
+def _failed(source: str, failure: tuple[str, bool], started: float) -> FileResult:
+    reason, transient = failure
+    return FileResult(source, "failed", reason, seconds=time.perf_counter() - started, transient=transient)
+
+
+def one_line_reason(exc: BaseException | str) -> str:
+    """A failure reason for a summary, a quarantine note and a terminal: one line, printable (a
+    corrupt file's message can quote its raw bytes; they are written as ``\\xNN``)."""
+    text = " ".join(str(exc).split())
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) or type(exc).__name__
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def read_failure(exc: BaseException) -> tuple[str, bool] | None:
+    """(reason, transient) when ``exc`` says the log cannot be read or scored (its content, or an
+    I/O error), else None (a bug: the caller reports it as an internal error). An ``OSError``
+    with an errno (a vanished share, a full disk) may pass; a corrupt page or stream will not."""
+    if isinstance(exc, FileLevelError):
+        return one_line_reason(exc), False
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"I/O error: {one_line_reason(exc.strerror or exc)}", True
+    if isinstance(exc, (OSError, EOFError, zlib.error, zipfile.BadZipFile, pa.ArrowException, UnicodeDecodeError)):
+        return f"corrupt: {one_line_reason(exc)}", False
+    return None
 
 
 def merge_parts(parts: list[Path], target: Path) -> Path:
@@ -135,20 +185,22 @@ def missing_columns(log) -> list[str]:
 
 
 def _open(detector: Detector, opener, max_missing_share: float = MAX_MISSING_SHARE):
-    """(log, None) or (None, one-line reason the file cannot be scored). A contract-required
+    """(log, None) or (None, (one-line reason the file cannot be scored, transient)). A contract-required
     column that is absent fails at the header (``plan_header``); an optional model input may be
     absent up to ``max_missing_share`` of the inputs, and is named in the file's report."""
     try:
         log = opener()
-    except FileLevelError as exc:
-        return None, str(exc)
-    except OSError as exc:
-        return None, f"cannot read: {exc.strerror or exc}"
+    except Exception as exc:
+        failure = read_failure(exc)
+        if failure is None:
+            raise
+        return None, failure
     missing = missing_features(detector, log)
     if len(missing) > max_missing_share * len(detector.feature_names):
         log.close()
-        return None, (f"{len(missing)} of the model's {len(detector.feature_names)} inputs are missing "
-                      f"(more than {max_missing_share:.0%}): {', '.join(missing)}")
+        reason = (f"{len(missing)} of the model's {len(detector.feature_names)} inputs are missing "
+                  f"(more than {max_missing_share:.0%}): {', '.join(missing)}")
+        return None, (reason, False)
     return log, None
 
 
@@ -252,5 +304,5 @@ def _rebatch(batches, rows: int | None):
             yield batch.slice(lo, rows)
 
 
-__all__ = ["MAX_MISSING_SHARE", "OUTPUT_COLUMNS", "FileResult", "merge_parts", "missing_features", "score_file",
-           "score_part", "scored_name"]
+__all__ = ["MAX_MISSING_SHARE", "OUTPUT_COLUMNS", "FileResult", "merge_parts", "missing_features",
+           "one_line_reason", "read_failure", "score_file", "score_part", "scored_name"]

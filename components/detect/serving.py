@@ -190,9 +190,35 @@ def parquet_row_groups(path: Path) -> list[int]:
     return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
 
 
-def open_log_rows(path: Path, start: int, stop: int) -> ServingFile:
+def parquet_clock(path: Path) -> str | None:
+    """The 12-hour clock decision (``Clock.decision``) for a whole parquet log, from a first pass
+    over its timestamp column alone; every part of the file is then read on it."""
+    import pyarrow.parquet as pq
+
+    log = open_log(path)  # the header plan: which column holds the timestamp
+    log.close()
+    stamps = [c.position for c in log.plan.columns if c.spec.dtype == "timestamp"]
+    if not stamps:
+        return None
+    contract = serving_contract()
+    clock = Clock(contract.pm_hours, contract.late_hours)
+    pf = pq.ParquetFile(path)
+    names = [pf.schema_arrow.names[p] for p in stamps]
+    try:
+        for batch in pf.iter_batches(columns=names, batch_size=1 << 16):
+            for column in batch.columns:
+                parsed = parse_timestamp(column, contract.timestamp_formats)
+                clock.read(parsed.values, parsed.plain, parsed.marked)
+    except ClockContradiction:
+        return "24h"
+    return clock.decision
+
+
+def open_log_rows(path: Path, start: int, stop: int, clock: Clock | None = None) -> ServingFile:
     """Rows ``[start, stop)`` of a parquet log, typed like :func:`open_log` (row groups are read
-    only where they overlap the range), for scoring one part of a big file on its own worker."""
+    only where they overlap the range), for scoring one part of a big file on its own worker.
+    ``clock``: the whole file's clock (``Clock.decided``), so a part reads its times as the whole
+    file does."""
     import pyarrow.parquet as pq
 
     log = open_log(path)  # the header checks and the schema, as for the whole file
@@ -200,7 +226,7 @@ def open_log_rows(path: Path, start: int, stop: int) -> ServingFile:
     sizes = parquet_row_groups(path)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     contract = serving_contract()
-    clock = Clock(contract.pm_hours, contract.late_hours)
+    clock = clock or Clock(contract.pm_hours, contract.late_hours)
 
     def batches() -> Iterator[pa.Table]:
         for i in range(len(sizes)):

@@ -67,7 +67,7 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
     assert "80" in summary["anomalies_by_destination_port"] or summary["anomalies_by_destination_port"] == {}
     assert list(summary["by_hour"]) == ["2017-07-07 15:00"]  # DDoS at 15:56; the sample has no times
     drift = summary["drift"]
-    assert drift["flows"] == 2686 and drift["warning"] and "consider retraining" in drift["warning"]
+    assert drift["flows"] == 2686 and drift["measured_on"].startswith("flows the champion did not flag")
 
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(store.scoring_experiment).experiment_id])
@@ -111,7 +111,11 @@ def test_dask_cluster_with_parts_gives_the_sequential_outputs(scored_store, shar
 
 def test_score_nightly_scores_each_inbox_file_once_also_after_a_crash(scored_store, shared_data, tmp_path,
                                                                       monkeypatch):
+    import errno
+    from pathlib import Path
+
     from components.detect import scoring
+    from components.detect.inbox import Ledger
     from flows.score import score_nightly_flow
 
     inbox, out = tmp_path / "inbox", tmp_path / "scored"
@@ -122,21 +126,27 @@ def test_score_nightly_scores_each_inbox_file_once_also_after_a_crash(scored_sto
 
     def crash_on_week(detector, log, target, *args, **kwargs):
         if "week" in target.name:
-            raise OSError("disk vanished")  # the night dies on the second file
+            raise OSError(errno.EIO, "disk vanished")  # an I/O error on the second file: may pass
         return real(detector, log, target, *args, **kwargs)
 
     monkeypatch.setattr(scoring, "_stream", crash_on_week)
-    first = score_nightly_flow(str(inbox), str(out), settle_s=0)
-    ledger = json.loads((out / "ledger.json").read_text())
-    assert [e["source"].rsplit("/", 1)[-1] for e in ledger.values()] == [DDOS]  # the finished file only
-    assert [f["status"] for f in first["files"]] == ["ok", "failed"]
+    first = score_nightly_flow(str(inbox), str(out), settle_s=0, return_state=True)
+    assert first.is_failed() and first.message == f"1 of 2 files failed: {WEEK}"  # alerting sees it
+    files = {Path(f["source"]).name: f for f in first.result(raise_on_failure=False).summary["files"]}
+    assert files[DDOS]["status"] == "ok"  # the others were scored
+    assert files[WEEK]["error"] == "I/O error: disk vanished (attempt 1 of 3; tried again next night)"
+    ledger = {Path(i.path).name: i for i in Ledger(out).items()}
+    assert {k: v.status for k, v in ledger.items()} == {DDOS: "done", WEEK: "failed"}
     monkeypatch.setattr(scoring, "_stream", real)
 
     second = score_nightly_flow(str(inbox), str(out), settle_s=0)
-    assert [f["source"].rsplit("/", 1)[-1] for f in second["files"]] == [WEEK]  # not DDoS again
+    assert [Path(f["source"]).name for f in second["files"]] == [WEEK]  # not DDoS again
+    week = next(i for i in Ledger(out).items() if i.path.endswith(WEEK))
+    assert week.status == "done" and week.attempts == 2 and week.output == ledger[WEEK].output  # its first night's name
+    assert pq.read_table(week.output).num_rows == 1686
     third = score_nightly_flow(str(inbox), str(out), settle_s=0)
     assert third["files"] == [] and third["night"] is None
-    assert {e["status"] for e in json.loads((out / "ledger.json").read_text()).values()} == {"ok"}
+    assert {i.status for i in Ledger(out).items()} == {"done"}
 
 
 def test_serve_builds_both_deployments_from_the_settings(monkeypatch):
@@ -148,6 +158,7 @@ def test_serve_builds_both_deployments_from_the_settings(monkeypatch):
 
     built = {d.name: d for d in deployments(load_settings())}
     assert set(built) == {"retrain", "score-nightly"}
+    assert {d.concurrency_limit for d in built.values()} == {1}  # one night (one retrain) at a time
     assert built["score-nightly"].schedules[0].schedule.cron == "30 1 * * *"
     assert built["retrain"].schedules[0].schedule.cron == "0 3 * * 0"
     assert built["score-nightly"].parameters["inbox"] == "/srv/inbox"
@@ -190,8 +201,9 @@ def test_flowae_serve_runs_score_nightly_when_its_deployment_is_triggered(scored
             serve.wait(timeout=60)
         except subprocess.TimeoutExpired:
             serve.kill()
-    ledger = json.loads((out / "ledger.json").read_text())
-    assert [e["status"] for e in ledger.values()] == ["ok"]
+    from components.detect.inbox import Ledger
+
+    assert [i.status for i in Ledger(out).items()] == ["done"]
     night = next(out.glob("*T*"))
     assert pq.read_table(night / "friday-ddos-1000.TrafficLabelling.scored.parquet").num_rows == 1000
     assert json.loads((night / "summary.json").read_text())["model_version"] == version
