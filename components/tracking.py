@@ -5,6 +5,7 @@ stay testable without a store.
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,14 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def use_tracking(settings: Settings) -> None:
-    """Point MLflow at the configured store; create the local folder of the embedded default."""
+    """Point MLflow at the configured store; create the local folder of the embedded default. A
+    URI with credentials: MLflow's own run links (printed with the raw URI) are switched off;
+    flowae prints its links through :func:`redact`."""
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if redact(uri) != uri:  # MLflow prints "View run ... at: <tracking URI>" when a run ends
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 
