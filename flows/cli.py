@@ -119,9 +119,12 @@ def train(
     mahalanobis_inputs: o.MahalanobisInputs = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     register: Annotated[bool, typer.Option("--register/--no-register",
-                                           help="Register the model as the challenger.")] = True,
+                                           help="Register the model as a new version.")] = True,
+    challenger: Annotated[bool, typer.Option(
+        "--challenger", help="Also make the new version the challenger (default: no alias moves).")] = False,
 ) -> None:
-    """Train, calibrate and evaluate one model on benign windows; register it as the challenger."""
+    """Train, calibrate and evaluate one model on benign windows; register it (as the challenger
+    with --challenger)."""
     settings = _settings()
     job = o.build_job(settings, data, files=files, days=days, model=model, epochs=epochs,
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
@@ -134,7 +137,7 @@ def train(
         from flows.train import train_flow
 
         api.wait_ready()
-        return train_flow(job)
+        return train_flow(job, challenger=challenger and register)
 
     summary = run_flow_command("train", settings.work_dir, work)
     typer.echo(f"model {summary['model']} trained on {summary['device']}: best val loss "
@@ -143,7 +146,8 @@ def train(
                f"{summary['test_auroc']:.4f}, AUPRC {summary['test_auprc']:.4f}, F1 {summary['test_f1']:.4f}, "
                f"FPR {summary['test_fpr']:.4f}")
     if summary.get("version"):
-        typer.echo(f"registered {settings.registered_model_name} version {summary['version']} as challenger")
+        alias = "as challenger" if summary.get("challenger") else "(no alias moved; --challenger makes it the challenger)"
+        typer.echo(f"registered {settings.registered_model_name} version {summary['version']} {alias}")
     typer.echo(f"MLflow run id: {summary['run_id']}")
     typer.echo(f"open: {summary['link']}")
 
@@ -177,16 +181,20 @@ def evaluate(
 
 
 @app.command()
-def promote(rollback: Annotated[bool, typer.Option("--rollback", help="Restore the previous champion.")] = False
+def promote(rollback: Annotated[bool, typer.Option("--rollback", help="Restore the previous champion.")] = False,
+            version: Annotated[str | None, typer.Option(
+                "--version", help="Promote only this version: refused unless it is still the challenger.")] = None,
             ) -> None:
     """Move the champion alias to the challenger when it wins on the same data (or roll back)."""
     settings = _settings()
+    if rollback and version is not None:
+        fail("promote: --rollback and --version do not go together", 2)
 
     def work(api):
         from flows.promote import promote_flow
 
         api.wait_ready()
-        return promote_flow(rollback)
+        return promote_flow(rollback, version=version)
 
     result = run_flow_command("promote", settings.work_dir, work)
     name = settings.registered_model_name

@@ -1,6 +1,10 @@
 """``flowae retrain``: ingest -> validate -> windows -> train -> calibrate -> evaluate -> register
 -> promote, one Prefect flow whose stages are its tasks, under one parent MLflow run with a child
-run per stage (experiment ``flowae-retrain``)."""
+run per stage (experiment ``flowae-retrain``).
+
+The version registered becomes the ``challenger`` and the promote step compares *that version*:
+when another run moved ``challenger`` meanwhile, the promotion is refused (recorded in
+``flowae-registry`` and on the parent run) and the flow fails with that one-line reason."""
 from __future__ import annotations
 
 import json
@@ -12,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from components.detect.fit import TrainJob
+from components.detect.promotion import PromotionRefused
 from components.settings import load_settings
 from components.tracking import ensure_experiment, new_run, runs_link, stage_run
 from flows.ingest import ingest_flow
@@ -77,8 +82,15 @@ def retrain_flow(job: RetrainJob) -> dict:
         trained = train_task(train, windows["prepared"], windows["info"], str(work), run)
         calibrated = calibrate_task(train, windows["prepared"], trained["trained"], str(work), run)
         metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-        registered = register_task(calibrated["detector"], metrics, run)
-    decision = promote_flow() if job.promote else {"promoted": False, "reason": "--no-promote"}
+        registered = register_task(calibrated["detector"], metrics, run, challenger=True)
+    try:  # exactly the version registered above: refused if another run moved challenger meanwhile
+        decision = (promote_flow(version=registered["version"]) if job.promote
+                    else {"promoted": False, "reason": "--no-promote"})
+    except PromotionRefused as exc:
+        with stage_run(settings, settings.retrain_experiment, "retrain", run_id=parent):
+            mlflow.set_tags({"flowae.registered_version": registered["version"], "flowae.promoted": "false",
+                             "flowae.promotion_refused": str(exc)[:5000]})
+        raise
     summary = {"parent_run_id": parent, "model": train.train.model, "version": registered["version"],
                "promoted": decision["promoted"], "decision": decision.get("reason"),
                "champion": decision.get("champion_after"), "test_auroc": metrics["auroc"],

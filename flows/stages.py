@@ -124,8 +124,11 @@ def evaluate_task(prepared: str, detector_dir: str, run: RunRef) -> dict:
 
 
 @task(name="register")
-def register_task(detector_dir: str, metrics: dict, run: RunRef, register_model: bool = True) -> dict:
-    """Log the detector as one MLflow model and (unless told not to) register it as the ``challenger``."""
+def register_task(detector_dir: str, metrics: dict, run: RunRef, register_model: bool = True,
+                  challenger: bool = False) -> dict:
+    """Log the detector as one MLflow model and (unless told not to) register a version of it;
+    ``challenger`` also points that alias at the version (``retrain``, ``train --challenger``),
+    otherwise no alias moves."""
     detector = Detector.load(Path(detector_dir))
     with run.open("register") as active:
         model = log_detector(detector, input_example(detector))
@@ -138,8 +141,9 @@ def register_task(detector_dir: str, metrics: dict, run: RunRef, register_model:
                 **{f"metric.{k}": f"{metrics[k]:.4f}" for k in ("auroc", "auprc", "f1", "fpr")
                    if isinstance(metrics.get(k), float)}}
         version = register(load_settings(), model.model_uri, tags,
-                           description=f"{detector.name} trained on {', '.join(detector.info.get('training_files', []))}")
-    return {"version": version, "model_uri": model.model_uri}
+                           description=f"{detector.name} trained on {', '.join(detector.info.get('training_files', []))}",
+                           challenger=challenger)
+    return {"version": version, "model_uri": model.model_uri, "challenger": challenger}
 
 
 def input_example(detector: Detector, rows: int = 5):

@@ -1,5 +1,5 @@
 """``flowae train``: one MLflow run that holds windows, training, calibration, the test evaluation
-and the packaged model, registered as the ``challenger``."""
+and the packaged model, registered as a new version (the ``challenger`` with ``--challenger``)."""
 from __future__ import annotations
 
 from prefect import flow
@@ -36,8 +36,10 @@ def _run_for(job: TrainJob) -> str:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(job: TrainJob) -> dict:
-    """Train, calibrate, evaluate and register one model on an ingest output folder."""
+def train_flow(job: TrainJob, challenger: bool = False) -> dict:
+    """Train, calibrate, evaluate and register one model on an ingest output folder; the
+    ``challenger`` alias moves to the new version only when asked (``--challenger``), so a trial
+    run never changes what the next ``flowae promote`` compares."""
     settings = load_settings()
     run_id = _run_for(job)
     run = RunRef(experiment=settings.train_experiment, run_id=run_id)
@@ -46,7 +48,8 @@ def train_flow(job: TrainJob) -> dict:
         trained = train_task(job, windows["prepared"], windows["info"], str(work), run)
         calibrated = calibrate_task(job, windows["prepared"], trained["trained"], str(work), run)
         metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-        registered = register_task(calibrated["detector"], metrics, run, job.register_model)
+        registered = register_task(calibrated["detector"], metrics, run, job.register_model,
+                                   challenger=challenger)
     experiment_id = ensure_experiment(settings, settings.train_experiment)
     summary = {"run_id": run_id, "model": job.train.model, "device": trained["device"],
                "best_epoch": trained["best_epoch"], "best_val_loss": trained["best_val_loss"],
@@ -54,7 +57,8 @@ def train_flow(job: TrainJob) -> dict:
                "calibration": calibrated["method"], "train_windows": windows["train_windows"],
                "val_windows": windows["val_windows"], "test_auroc": metrics["auroc"],
                "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
-               "version": registered["version"], "model_uri": registered["model_uri"],
+               "version": registered["version"], "challenger": bool(registered.get("challenger")),
+               "model_uri": registered["model_uri"],
                "link": run_link(settings, experiment_id, run_id)}
     create_markdown_artifact(key="train-summary", markdown=summary_markdown(f"train {job.train.model}", summary),
                              description=f"training of {job.train.model}")
