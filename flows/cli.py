@@ -290,6 +290,7 @@ def score(
 ) -> None:
     """Batch-score traffic logs with a registered model: every row, a score, a flag, its top features."""
     from components.data.ingest import plan_outputs
+    from components.detect.night_report import missing_line
 
     settings = _settings()
     if out.exists() and not out.is_dir():
@@ -314,6 +315,8 @@ def score(
         name = Path(entry["source"]).name
         if entry["status"] == "ok":
             typer.echo(f"{name}: {entry['flows']} flows, {entry['anomalies']} anomalies -> {entry['output']}")
+            if entry.get("missing_columns"):
+                typer.echo(f"warning: {missing_line(entry)}", err=True)
         else:
             typer.echo(f"{name}: failed, {entry['error']}", err=True)
     typer.echo(f"{summary['flows']} flows, {summary['anomalies']} anomalies ({summary['rate']:.2%}) "
