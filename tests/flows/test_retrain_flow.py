@@ -72,7 +72,7 @@ def test_retrain_registers_promotes_and_the_champion_scores_raw_rows_in_a_new_pr
 
 def test_evaluate_a_registered_model_on_labelled_data(real_ingested, store, tmp_path):
     trained = CliRunner().invoke(app, ["train", "--data", str(real_ingested), "--files",
-                                       BENIGN.removesuffix(".csv"), *TINY])
+                                       BENIGN.removesuffix(".csv"), *TINY, "--challenger"])
     assert trained.exit_code == 0, trained.output
     result = CliRunner().invoke(app, ["evaluate", "--model-uri", "models:/flowae@challenger",
                                       "--data", str(real_ingested)])

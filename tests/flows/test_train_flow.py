@@ -25,7 +25,7 @@ def _artifacts(client: MlflowClient, run_id: str, path: str) -> set[str]:
 
 @pytest.mark.parametrize("model", ["lstm_ae", "isolation_forest"])
 def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, store):
-    result = run_cli("train", "--data", str(real_ingested), "--model", model, *TRAIN_ON, *TINY)
+    result = run_cli("train", "--data", str(real_ingested), "--model", model, *TRAIN_ON, *TINY, "--challenger")
     assert result.exit_code == 0, result.output
     run_id = result.stdout.strip().splitlines()[-2].split()[-1]
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
