@@ -119,15 +119,22 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 
 def model_id(model_uri: str) -> str | None:
-    """The logged model behind ``models:/m-...``, ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``
-    (resolved once, so that what is checked and what is downloaded are the same model); None for
-    other URIs or a registered version that does not point at a logged model."""
+    """The logged model behind ``models:/m-...``, ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``
+    or ``runs:/RUN_ID/NAME`` (resolved once, so that what is checked and what is downloaded are
+    the same model); None for other URIs or a registered version that does not point at a logged
+    model."""
+    client = mlflow.MlflowClient()
+    if model_uri.startswith("runs:/"):
+        run_id, _, name = model_uri.removeprefix("runs:/").strip("/").partition("/")
+        experiment = client.get_run(run_id).info.experiment_id
+        found = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}' "
+                                            f"AND name = '{name.strip('/')}'", max_results=1)
+        return found[0].model_id if found else None
     if not model_uri.startswith("models:/"):
         return None
     ref = model_uri.removeprefix("models:/").strip("/")
     if ref.startswith("m-") and "/" not in ref and "@" not in ref:
         return ref
-    client = mlflow.MlflowClient()
     if "@" in ref:
         name, alias = ref.split("@", 1)
         version = client.get_model_version_by_alias(name, alias)

@@ -50,8 +50,12 @@ def _evil(stored: Path, marker: Path) -> None:
     code.write_text(code.read_text() + f"\nfrom pathlib import Path\nPath({str(marker)!r}).write_text('stored code ran')\n")
 
 
-def test_hashes_of_the_stored_files_are_recorded_at_logging(stored):
-    tags = mlflow.get_logged_model(model_id(URI)).tags
+def test_hashes_of_the_stored_files_are_recorded_at_logging(stored, detector):
+    logged = mlflow.get_logged_model(model_id(URI))
+    run_uri = f"runs:/{logged.source_run_id}/model"  # what `flowae evaluate --model-uri` also takes
+    assert model_id(run_uri) == logged.model_id and model_id(f"models:/{logged.model_id}") == logged.model_id
+    assert load_detector(run_uri).threshold == detector.threshold
+    tags = logged.tags
     code = hashlib.sha256(MODEL_CODE.read_bytes()).hexdigest()
     assert tags[CODE_TAG] == code == hashlib.sha256((stored / "pyfunc_model.py").read_bytes()).hexdigest()
     files = json.loads(tags[FILES_TAG])
