@@ -90,6 +90,21 @@ def ensure_model(client, name: str) -> None:
             raise
 
 
+def set_grant(auth, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+    """Exactly ``permission`` on the resource: the grant API refuses to overwrite an existing grant
+    (RESOURCE_ALREADY_EXISTS), so an existing one (e.g. MANAGE on an experiment the worker created
+    itself before this job existed) is revoked and granted again at the intended level."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        auth.grant_user_permission(username, resource_type, resource_id, permission)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        auth.revoke_user_permission(username, resource_type, resource_id)
+        auth.grant_user_permission(username, resource_type, resource_id, permission)
+
+
 def bootstrap(tracking_uri: str, username: str, password: str) -> list[str]:
     """Create or update the worker's user and grants; returns one line per step (no secrets)."""
     from mlflow import MlflowClient
@@ -100,11 +115,11 @@ def bootstrap(tracking_uri: str, username: str, password: str) -> list[str]:
     lines = [f"user {username}: {_retrying(lambda: ensure_worker_user(auth, username, password))}"]
     for name in EXPERIMENTS:
         experiment_id = ensure_experiment(client, name)
-        auth.grant_user_permission(username, "experiment", experiment_id, EXPERIMENT_PERMISSION)
+        set_grant(auth, username, "experiment", experiment_id, EXPERIMENT_PERMISSION)
         lines.append(f"experiment {name} ({experiment_id}): {EXPERIMENT_PERMISSION}")
     for name, permission in MODELS.items():
         ensure_model(client, name)
-        auth.grant_user_permission(username, "registered_model", name, permission)
+        set_grant(auth, username, "registered_model", name, permission)
         lines.append(f"registered model {name}: {permission}")
     return lines
 

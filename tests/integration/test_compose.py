@@ -417,3 +417,41 @@ def test_prefect_yaml_deploys_retrain_and_score_nightly_to_a_work_pool():
         (schedule,) = deployment["schedules"]
         CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])  # valid, or raises
     assert config["prefect-version"] == "3.8.8"
+
+
+def _run_seaweedfs_entrypoint(tmp_path: Path, **overrides: str):
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "adminkey01", "AWS_SECRET_ACCESS_KEY": "adminsecret01",
+           "MLFLOW_S3_ACCESS_KEY": "mlflowkey01", "MLFLOW_S3_SECRET_KEY": "mlflow-secret_01",
+           "S3_BUCKET": stack.S3_BUCKET, "S3_IDENTITIES_PATH": str(tmp_path / "run" / "ids.json"),
+           **{name: f"jwt-{i}" for i, name in enumerate(stack.SEAWEEDFS_JWT_VARS)}}
+    env.update(overrides)
+    env = {k: v for k, v in env.items() if v is not None}
+    command = ["sh", str(stack.SEAWEEDFS_ENTRYPOINT), "sh", "-c",
+               'echo "mlflow key in env: ${MLFLOW_S3_SECRET_KEY:-none}"; cat "$S3_IDENTITIES_PATH"']
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_seaweedfs_entrypoint_writes_a_bucket_only_identity_for_mlflow(tmp_path):
+    import json
+
+    done = _run_seaweedfs_entrypoint(tmp_path)
+    assert done.returncode == 0, done.stderr
+    first, _, body = done.stdout.partition("\n")
+    assert first == "mlflow key in env: none"  # weed (the command) does not inherit MLflow's key
+    assert json.loads(body) == {"identities": [{
+        "name": "mlflow", "credentials": [{"accessKey": "mlflowkey01", "secretKey": "mlflow-secret_01"}],
+        "actions": [f"{action}:{stack.S3_BUCKET}" for action in ("Read", "Write", "List", "Tagging")]}]}
+    assert (tmp_path / "run" / "ids.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"MLFLOW_S3_SECRET_KEY": 'x", "actions": ["Admin'}, "MLFLOW_S3_SECRET_KEY may hold only"),
+    ({"WEED_JWT_FILER_SIGNING_KEY": None}, "set WEED_JWT_FILER_SIGNING_KEY"),
+    ({"MLFLOW_S3_ACCESS_KEY": "adminkey01"}, "must not be the admin's"),
+])
+def test_seaweedfs_entrypoint_refuses_unsafe_or_missing_keys(tmp_path, overrides, message):
+    done = _run_seaweedfs_entrypoint(tmp_path, **overrides)
+    assert done.returncode == 64 and message in done.stderr, done.stderr
+    assert not (tmp_path / "run" / "ids.json").exists()

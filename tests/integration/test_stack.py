@@ -237,6 +237,42 @@ def test_seaweedfs_internal_apis_want_jwts_and_mlflow_s3_identity_is_confined(st
     admin.delete_bucket(Bucket=other)
 
 
+def test_bootstrap_job_is_idempotent_and_rotates_the_worker_password(stack):
+    """Compose runs mlflow-bootstrap at every `up`: again, the grants stay; a new password in .env
+    replaces the old one."""
+    worker, original = stack.mlflow.worker_username, stack.mlflow.worker_password
+    url = f"{stack.mlflow.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=flowae-train"
+    before = sorted(stack.postgres.query("mlflow_auth", WORKER_GRANTS, (worker,)))
+    # a grant above the intended level (as if the worker had created the experiment) is lowered
+    api3, as_admin = f"{stack.mlflow.url}/api/3.0/mlflow", basic_auth(stack.mlflow.username, stack.mlflow.password)
+    train = dict(stack.postgres.query("mlflow", "SELECT name, experiment_id::text FROM experiments"))["flowae-train"]
+    target = {"username": worker, "resource_type": "experiment", "resource_id": train}
+    assert http_call(f"{api3}/users/permissions/revoke", "POST", target, as_admin) == 200
+    assert http_call(f"{api3}/users/permissions/grant", "POST", {**target, "permission": "MANAGE"}, as_admin) == 200
+    assert sorted(stack.postgres.query("mlflow_auth", WORKER_GRANTS, (worker,))) != before
+    stack.mlflow.worker_password = "rotated-" + original  # what later tests (stack.env()) use
+    stack.mlflow.bootstrap_worker()
+    assert http_status(url, headers=basic_auth(worker, original)) == 401
+    assert http_status(url, headers=basic_auth(worker, stack.mlflow.worker_password)) == 200
+    assert sorted(stack.postgres.query("mlflow_auth", WORKER_GRANTS, (worker,))) == before
+    assert stack.postgres.query("mlflow_auth", "SELECT count(*) FROM users") == [(2,)]
+
+
+def test_postgres_init_script_refuses_missing_role_passwords(stack):
+    from stack import POSTGRES_INIT_SQL, POSTGRES_USER, clean_env
+
+    pg = stack.postgres
+    done = subprocess.run(
+        [str(pg.bin / "psql"), "--no-psqlrc", "-h", "127.0.0.1", "-p", str(pg.port), "-U", POSTGRES_USER,
+         "-d", "postgres", "-f", str(POSTGRES_INIT_SQL)],
+        env=clean_env(PGPASSWORD=pg.superuser_password, MLFLOW_DB_PASSWORD="long-enough-password",
+                      MLFLOW_AUTH_DB_PASSWORD="short"),
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert "set MLFLOW_DB_PASSWORD, MLFLOW_AUTH_DB_PASSWORD and PREFECT_DB_PASSWORD" in done.stderr
+    assert "CREATE ROLE" not in done.stdout  # it stopped before creating anything
+
+
 FLOW = """
 from prefect import flow, task
 from prefect.runtime import flow_run
