@@ -9,11 +9,11 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
-from flow_test_rows import DDOS, WEEK, champion
+from flow_test_rows import BENIGN, DDOS, WEEK, champion
 
 from components.detect.drift import DriftAccumulator
 from components.detect.packaging import load_detector
-from flows.score import ScoreJob, score
+from flows.score import ScoreJob, score, split_parts
 
 
 def test_an_attack_night_on_unmoved_traffic_does_not_advise_retraining(store, real_ingested, shared_data, tmp_path):
@@ -53,3 +53,21 @@ def test_an_attack_night_on_unmoved_traffic_does_not_advise_retraining(store, re
     assert (f"drift measured on {drift['measured']:,} flows the champion did not flag, not labelled as an attack; "
             f"flagged: {drift['flagged']:,} ({drift['flagged_share']:.1%})") in night.data
     assert "consider retraining" not in night.data
+
+
+def test_a_file_scored_in_parts_reports_the_drift_of_the_single_pass(store, real_ingested, shared_data, tmp_path):
+    """Each file's drift sample is keyed by its name and row numbers: the parts of a big parquet file
+    add up to exactly the single pass's report (sample and KS statistic included)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    champion(store, real_ingested)
+    big = tmp_path / "friday.parquet"
+    rows = pd.read_csv(shared_data / BENIGN, nrows=3_000)  # more flows than the sample keeps
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), big, row_group_size=500)
+    assert len(split_parts(big, 500)) == 6
+    whole = score(ScoreJob(inputs=(str(big),), out=tmp_path / "whole", device="cpu"))
+    parts = score(ScoreJob(inputs=(str(big),), out=tmp_path / "parts", device="cpu", part_rows=500))
+    assert not (tmp_path / "parts" / ".parts" / "friday").exists() and whole["flows"] == parts["flows"] == 3_000
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text())["drift"] for d in ("whole", "parts"))
+    assert a == b and a["flows"] == 3_000 and a["measured"] > 2_000
