@@ -37,6 +37,7 @@ from pathlib import Path
 
 from components.data.inputs import (
     CSV_SUFFIXES,
+    MEMBER_SEPARATOR,
     PARQUET_SUFFIXES,
     ZIP_SUFFIX,
     InputFile,
@@ -45,6 +46,7 @@ from components.data.inputs import (
 from components.data.outputs import safe_stem, write_json_atomic
 
 LEDGER = "ledger.sqlite"
+LEGACY_LEDGER = "ledger.json"  # flowae before the SQLite ledger: its scored files are imported once
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + (".gz", ".zip")
 STATUSES = ("pending", "claimed", "done", "failed", "quarantined")
 
@@ -213,6 +215,8 @@ class Ledger:
         found = discover(inbox, settle_s)
         now = time.time()
         with self._transaction() as con:
+            if con.execute("SELECT count(*) FROM items").fetchone()[0] == 0:
+                self._import_legacy(con, now)
             for f in found:
                 con.execute("INSERT OR IGNORE INTO items (path, member, size, mtime_ns, status, first_seen, updated)"
                             " VALUES (?, ?, ?, ?, 'pending', ?, ?)", (f.path, f.member, f.size, f.mtime_ns, now, now))
@@ -300,6 +304,26 @@ class Ledger:
             return con.execute("UPDATE items SET status='pending', claim_owner=NULL, claim_since=NULL, updated=?"
                                " WHERE status='claimed' AND claim_owner=? AND started IS NULL",
                                (now, owner)).rowcount
+
+    def _import_legacy(self, con: sqlite3.Connection, now: float) -> None:
+        """The files an older flowae recorded as scored in ``OUT/ledger.json`` (key
+        ``name|size|mtime_ns``) are done here too, so an upgrade does not score them again. Its
+        failures are left out: they are tried again."""
+        legacy = self.out / LEGACY_LEDGER
+        if not legacy.is_file():
+            return
+        for key, entry in json.loads(legacy.read_text(encoding="utf-8")).items():
+            _, size, mtime_ns = key.rsplit("|", 2)
+            if entry.get("status") != "ok" or not entry.get("source"):
+                continue
+            path, sep, member = entry["source"].partition(f"{ZIP_SUFFIX}{MEMBER_SEPARATOR}")
+            path = f"{path}{ZIP_SUFFIX}" if sep else path
+            history = json.dumps([{"attempt": 1, "status": "done", "output": entry.get("output"),
+                                   "note": f"imported from {LEGACY_LEDGER}"}])
+            con.execute("INSERT OR IGNORE INTO items (path, member, size, mtime_ns, status, attempts, output,"
+                        " model_version, history, first_seen, updated) VALUES (?, ?, ?, ?, 'done', 1, ?, ?, ?, ?, ?)",
+                        (path, member, int(size), int(mtime_ns), entry.get("output"), entry.get("model_version"),
+                         history, now, now))
 
     def note_path(self, item: Item) -> Path:
         stem = Path(item.output).name.removesuffix(".scored.parquet") if item.output else safe_stem(item.input.stem)

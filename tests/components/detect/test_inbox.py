@@ -145,3 +145,20 @@ def test_output_names_stay_inside_the_night_folder(tmp_path, member):
     [item] = claim.items
     target = Path(item.output)
     assert target.parent == claim.night and target.name.startswith("_.")
+
+
+def test_files_an_older_json_ledger_recorded_as_scored_are_not_scored_again(tmp_path):
+    inbox, out = _inbox(tmp_path), tmp_path / "out"
+    out.mkdir()
+    a, b = inbox / "a.csv", inbox / "b.parquet"
+    legacy = {f"a.csv|{a.stat().st_size}|{a.stat().st_mtime_ns}": {"source": str(a.absolute()), "status": "ok",
+                                                                   "output": "/old/a.scored.parquet", "error": None,
+                                                                   "model_version": "3"},
+              f"b.parquet|{b.stat().st_size}|{b.stat().st_mtime_ns}": {"source": str(b.absolute()),
+                                                                       "status": "failed", "error": "x"}}
+    (out / "ledger.json").write_text(json.dumps(legacy))
+    claim = Ledger(out).claim(inbox, new_owner(), "n", settle_s=0)
+    assert sorted((Path(i.path).name, i.member) for i in claim.items) == [
+        ("b.parquet", ""), ("day.zip", "Monday.csv"), ("day.zip", "sub/Tuesday.csv")]  # a failure is tried again
+    [done] = [i for i in Ledger(out).items() if i.status == "done"]
+    assert (Path(done.path).name, done.output, done.model_version) == ("a.csv", "/old/a.scored.parquet", "3")
