@@ -46,6 +46,16 @@ def write_error_log(log_dir: Path | None, command: str, exc: BaseException) -> P
     return path
 
 
+def _refusals() -> tuple[type[BaseException], ...]:
+    """flowae's own one-line refusals (registry state, changed data, untrusted model files);
+    imported only on the failure path, so the CLI starts as fast as before."""
+    from components.detect.fit import DataChanged
+    from components.detect.packaging import UntrustedModel
+    from components.detect.registry import RegistryError
+
+    return (RegistryError, DataChanged, UntrustedModel)
+
+
 def run_command(command: str, log_dir: Path | None, work: Callable[[], T]) -> T:
     """Run ``work``; any failure becomes one line (plus the traceback in the error log)."""
     try:
@@ -59,6 +69,8 @@ def run_command(command: str, log_dir: Path | None, work: Callable[[], T]) -> T:
         fail(f"{command}: {_reason(exc)} (details: {log})")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
         log = write_error_log(log_dir, command, exc)
+        if isinstance(exc, _refusals()):  # flowae's own refusals are answers, not crashes
+            fail(f"{command}: {_reason(exc)} (details: {log})")
         fail(f"{command}: {exc.__class__.__name__}: {_reason(exc)} (traceback: {log})")
     raise AssertionError("unreachable")
 

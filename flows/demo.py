@@ -15,6 +15,7 @@ from components.detect.fit import DetectorConfig, TrainJob
 from components.learn.training import TrainConfig
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
+from components.tracking import redact
 from flows.retrain import RetrainJob, retrain_flow
 from flows.retries import FileRunner
 from flows.score import ScoreJob, score_flow
@@ -64,14 +65,14 @@ def _print_where_to_look(settings: Settings, workdir: Path, summary: dict) -> No
               f"{top.get('top_feature_1')}, {top.get('top_feature_2')}, {top.get('top_feature_3')}")
     print()
     print(f"Demo data:        {workdir.resolve()}  (raw/, ingested/, scored/*.scored.parquet, scored/summary.json)")
-    print(f"MLflow store:     {store}" + (f"  ({Path(local).resolve()})" if local else ""))
+    print(f"MLflow store:     {redact(store)}" + (f"  ({Path(local).resolve()})" if local else ""))
     print(f"Artifacts:        {settings.artifact_root.resolve()}")
     print()
     print("Open the MLflow UI on it:")
     if local:
         print(f"  .venv/bin/mlflow ui --backend-store-uri {store} --host 127.0.0.1 --port 5000")
     else:
-        print(f"  (tracking server {store}: open it in a browser)")
+        print(f"  (tracking server {redact(store)}: open it in a browser)")
     print(f"  then browse {retrain['link']}")
     print("Open the Prefect UI on the flow runs:")
     print("  .venv/bin/prefect server start --host 127.0.0.1 --port 4200")

@@ -142,7 +142,7 @@ def drift_bars(feature_psi: dict[str, float], top: int = 25):
     ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1],
             color=["tab:red" if v > PSI_SHIFT else "tab:blue" for _, v in items][::-1])
     ax.axvline(PSI_SHIFT, c="red", ls="--", label=f"PSI {PSI_SHIFT}: a real shift")
-    ax.set(xlabel="population stability index vs the champion's training data", title="Feature drift")
+    ax.set(xlabel="population stability index vs the champion's benign calibration flows", title="Feature drift")
     ax.legend(fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     return _done(fig)

@@ -157,7 +157,7 @@ def test_retrain_refused_when_another_run_moved_the_challenger(detector, shared_
     assert result.exit_code == 1, result.output
     assert others == ["3"]
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("flowae: retrain: PromotionRefused: version 2 not promoted: challenger is version 3, "
+    assert line.startswith("flowae: retrain: version 2 not promoted: challenger is version 3, "
                            "not 2 (another run moved it, or it was never set); champion stays version 1"), line
     assert "Traceback" not in result.output
     assert aliases(store) == (v1, "3", ())  # champion unchanged, the other run's challenger kept

@@ -68,6 +68,7 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
     assert list(summary["by_hour"]) == ["2017-07-07 15:00"]  # DDoS at 15:56; the sample has no times
     drift = summary["drift"]
     assert drift["flows"] == 2686 and drift["measured_on"].startswith("flows the champion did not flag")
+    assert drift["warning"] is None and drift["flagged"] == summary["anomalies"]  # an attack is not drift
 
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(store.scoring_experiment).experiment_id])
