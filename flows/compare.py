@@ -13,7 +13,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, ConfigDict
 
 from components.detect import plots
-from components.detect.compare import job_for, leaderboard, resolve_models, run_model, to_markdown
+from components.detect.compare import (
+    RECALL_AT_FPR,
+    job_for,
+    leaderboard,
+    resolve_models,
+    run_model,
+    to_markdown,
+)
 from components.detect.fit import TrainJob
 from components.detect.reporting import (
     epoch_logger,
@@ -48,10 +55,28 @@ def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> dict
         log_training(result.fit.train, result.fit.data)
         log_calibration(result.fit.detector, result.fit.calibration_scores)
         log_evaluation(result.scored, result.evaluation, result.fit.detector)
+        at_fpr = result.recall_at_other_day_fpr()
+        if at_fpr:
+            mlflow.log_metrics({f"test_recall_at_1pct_fpr_other_day{'.' + _key(k) if k else ''}": v
+                                for k, v in at_fpr.items() if np.isfinite(v)})
+            mlflow.set_tag("flowae.other_day_benign_files", ", ".join(result.other_day_files))
     scores = Path(work) / f"{spec}.npz"
     scores.parent.mkdir(parents=True, exist_ok=True)
     np.savez(scores, scores=result.scored.scores, attack=result.scored.labels != "BENIGN")
-    return {"row": result.row(), "scores": str(scores)}
+    return {"row": result.row(), "scores": str(scores), "other_day_files": result.other_day_files}
+
+
+def _key(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_")
+
+
+def other_day_note(board, other_files: list[str]) -> str:
+    """One line under the leaderboard: what the recall@1%FPR columns were measured against."""
+    if RECALL_AT_FPR in board.columns:
+        return (f"{RECALL_AT_FPR}: share of attack flows above the 99th percentile of each model's "
+                f"scores on other-day benign flows ({', '.join(other_files)}).")
+    return (f"{RECALL_AT_FPR} not reported: the test data holds no benign flows of another day than "
+            "the training files' (give such files with --data and train on others with --files/--days).")
 
 
 @flow(name="compare", log_prints=True)
@@ -68,7 +93,7 @@ def compare_flow(job: CompareJob) -> dict:
             saved = np.load(r["scores"])
             curves[r["row"]["model"]] = (saved["scores"], saved["attack"])
     board = leaderboard([r["row"] for r in results])
-    markdown = to_markdown(board)
+    markdown = to_markdown(board) + "\n\n" + other_day_note(board, results[0]["other_day_files"] if results else [])
     with stage_run(settings, settings.compare_experiment, "compare", run_id=parent), \
             tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "leaderboard.csv"

@@ -104,6 +104,26 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float,
         oracle_threshold=oracle_t, oracle_f1=oracle_f1, window=window)
 
 
+def recall_at_fpr(attack_scores: np.ndarray, benign_scores: np.ndarray, fpr: float = 0.01) -> float:
+    """Share of attack flows scoring above the (1 - ``fpr``) quantile of ``benign_scores``.
+
+    Why: AUROC averages over every threshold, most of which no night could live at; a night lives
+    at a small false-alarm budget. DESIGN reports, beside AUROC, recall at 1% false positives on
+    *another day's* benign flows (pass those as ``benign_scores``): a threshold that transfers
+    between days, not one fitted on the test day's own benign tail. The threshold is
+    ``np.quantile(benign_scores, 1 - fpr)`` (numpy's default linear interpolation: the 99th
+    percentile for ``fpr=0.01``); a flow is flagged when its score is strictly above it, as at the
+    calibrated threshold. NaN when either set is empty.
+    """
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+    attack = np.asarray(attack_scores, np.float64)
+    benign = np.asarray(benign_scores, np.float64)
+    if len(attack) == 0 or len(benign) == 0:
+        return math.nan
+    return float(np.mean(attack > np.quantile(benign, 1.0 - fpr)))
+
+
 def window_labels(labels: np.ndarray, starts: np.ndarray, window: int, n: int,
                   benign: str = BENIGN) -> np.ndarray:
     """Per window (first flow ``starts``, may be negative for a padded short file): ``benign`` when

@@ -1,27 +1,32 @@
 """`flowae compare` trains several models on the same windows and split, evaluates them the same
-way as sibling runs of one parent, and prints and logs a leaderboard."""
+way as sibling runs of one parent, and prints and logs a leaderboard, with recall at 1% false
+positives on the other days' benign flows beside AUROC."""
 from __future__ import annotations
 
 import pandas as pd
-from flow_test_rows import BENIGN, DDOS, PORTSCAN, TINY
+from flow_test_rows import BENIGN, DDOS, PORTSCAN, TINY, WEEK
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from components.detect.compare import SPECS
 from flows.cli import app
 
-MODELS = "lstm_ae,persistence,isolation_forest_flow"
+MODELS = "lstm_ae,persistence,isolation_forest_flow,mahalanobis_flow"
 
 
 def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
-    inputs = [arg for f in (BENIGN, DDOS, PORTSCAN) for arg in ("--data", str(shared_data / f))]
+    inputs = [arg for f in (BENIGN, DDOS, PORTSCAN, WEEK) for arg in ("--data", str(shared_data / f))]
     result = CliRunner().invoke(app, ["compare", *inputs, "--models", MODELS, "--out", str(tmp_path / "in"),
                                       "--files", BENIGN.removesuffix(".csv"), *TINY])
     assert result.exit_code == 0, result.output
     table = result.stdout.split("\n| model |")[0]
-    assert "| model | auroc | auprc | f1 |" in result.stdout
+    assert "| model | auroc | recall@1%FPR | auprc | f1 |" in result.stdout
     for name in MODELS.split(","):
         assert f"| {name} |" in result.stdout, table
     assert "recall DDoS" in result.stdout and "recall PortScan" in result.stdout
+    assert "| auroc DDoS | recall@1%FPR DDoS |" in result.stdout and "recall@1%FPR PortScan" in result.stdout
+    week = WEEK.removesuffix(".csv") + ".parquet"
+    assert f"other-day benign flows ({week})" in result.stdout
 
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     experiment = client.get_experiment_by_name(store.compare_experiment)
@@ -32,11 +37,15 @@ def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
     assert len(parent) == 1 and sorted(r.data.tags["flowae.compare_model"] for r in children) == sorted(MODELS.split(","))
     for child in children:  # identical evaluation data for every model
         assert child.data.metrics["test_flows"] == children[0].data.metrics["test_flows"]
-        assert child.data.params["train.window"] == ("1" if "flow" in child.data.tags["flowae.compare_model"] else "8")
+        spec = child.data.tags["flowae.compare_model"]
+        assert child.data.params["train.window"] == str(SPECS[spec][1].get("window", 8))
+        assert 0 <= child.data.metrics["test_recall_at_1pct_fpr_other_day.DDoS"] <= 1
+        assert child.data.tags["flowae.other_day_benign_files"] == week
     artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id, "leaderboard")}
     assert artifacts == {"leaderboard/leaderboard.csv", "leaderboard/leaderboard.md"}
     board = pd.read_csv(client.download_artifacts(parent[0].info.run_id, "leaderboard/leaderboard.csv"))
     assert set(board["model"]) == set(MODELS.split(",")) and board["auroc"].is_monotonic_decreasing
+    assert board[["recall@1%FPR", "recall@1%FPR DDoS", "recall@1%FPR PortScan"]].notna().all().all()
 
 
 def test_unknown_model_in_the_list_is_one_line(tmp_path, mlflow_env):

@@ -11,6 +11,7 @@ from components.learn.models.base import ScoreOutput, WindowModel
 from components.learn.models.baselines import (
     BASELINES,
     IsolationForestBaseline,
+    MahalanobisFlowBaseline,
     PCABaseline,
     PersistenceBaseline,
 )
@@ -20,7 +21,7 @@ from components.learn.models.lstm_ae_seq import LSTMSeqAutoencoder, persistence_
 from components.learn.models.sparse_lstm_ae import SparseLSTMAutoencoder
 
 MODEL_NAMES: tuple[str, ...] = ("lstm_ae", "lstm_ae_seq", "attention_ae", "sparse_lstm_ae", "iae_lstm_kl")
-BASELINE_NAMES: tuple[str, ...] = ("persistence", "pca", "isolation_forest")
+BASELINE_NAMES: tuple[str, ...] = ("persistence", "pca", "isolation_forest", "mahalanobis_flow")
 
 MODELS: dict[str, type[WindowModel]] = {
     cls.name: cls
@@ -99,6 +100,7 @@ __all__ = [
     "IsolationForestBaseline",
     "LSTMAutoencoder",
     "LSTMSeqAutoencoder",
+    "MahalanobisFlowBaseline",
     "PCABaseline",
     "PersistenceBaseline",
     "ScoreOutput",

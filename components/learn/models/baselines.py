@@ -1,14 +1,17 @@
 """Baselines scored on the same windows and flows as the neural families (numpy in, numpy out).
 
 Why: weak baselines are a known evaluation pitfall in anomaly detection; every model is reported
-beside these three. ``persistence`` (x_hat[t] = x[t-1]) is what an autoencoder that learned the
+beside these. ``persistence`` (x_hat[t] = x[t-1]) is what an autoencoder that learned the
 identity with a one-step lag would score; ``pca`` is the linear autoencoder; ``isolation_forest``
-needs no reconstruction at all.
+needs no reconstruction at all; ``mahalanobis_flow`` is no network at all: the Ledoit-Wolf
+Mahalanobis distance of each flow's own scaled features (DESIGN: a network earns its place only
+by beating it).
 
 Persistence: state is JSON (``to_dict``/``from_dict``), never pickled. PCA stores its mean and
 components as lists and reconstructs with numpy. IsolationForest: sklearn trees are not stored
 yet; ``to_dict`` holds the hparams and seed, and the trainer refits deterministically on the
 training windows (random_state = seed). Persisting the fitted forest (skops) is a later issue.
+Mahalanobis: the location and precision matrix as lists.
 """
 from __future__ import annotations
 
@@ -171,6 +174,85 @@ class IsolationForestBaseline(_Baseline):
         return ScoreOutput(window_scores=scores, flow_errors=errors)
 
 
+class MahalanobisFlowBaseline(_Baseline):
+    """Each flow alone: d^2 = (x - mu)^T P (x - mu) of its own scaled features; no network.
+
+    ``mu`` and the precision ``P`` come from scikit-learn's ``LedoitWolf`` fitted on the benign
+    training flows (shrinkage keeps P usable when features are nearly collinear, as CIC-IDS2017's
+    are). Window-free: a flow's score is its own distance whatever the window length, so with the
+    per-flow rule (a flow's own step score, averaged over the windows covering it) every flow's
+    score is the same at T = 1 and T = 16; fitting on windows of T > 1 uses the flows they hold
+    (flows of overlapping windows count once per window), at most ``max_fit_flows`` of them,
+    evenly spaced.
+
+    ``flow_scores`` is d^2; ``flow_errors`` holds each feature's squared deviation from ``mu``
+    (for calibrations that model error vectors). d^2 is not their sum, so explanations go by the
+    flow's scaled deviation (``has_feature_errors = False``), as for the forest.
+    """
+
+    name = "mahalanobis_flow"
+    has_feature_errors = False
+
+    def __init__(self, max_fit_flows: int = 200_000, seed: int = 0, **extra: Any) -> None:
+        super().__init__(max_fit_flows=int(max_fit_flows), seed=int(seed), **extra)
+        self.location_: np.ndarray | None = None
+        self.precision_: np.ndarray | None = None
+        self.shrinkage_: float | None = None
+
+    def fit(self, train_windows: np.ndarray) -> MahalanobisFlowBaseline:
+        from sklearn.covariance import LedoitWolf
+
+        w = np.asarray(train_windows)
+        if w.ndim != 3 or w.shape[0] * w.shape[1] < 2:
+            raise ValueError(f"mahalanobis_flow needs windows [W, T, F] holding 2 flows or more, got {w.shape}")
+        flows = w.reshape(-1, w.shape[-1])
+        limit = self.hparams["max_fit_flows"]
+        if len(flows) > limit:
+            flows = flows[np.linspace(0, len(flows) - 1, limit).astype(np.int64)]
+        lw = LedoitWolf().fit(flows.astype(np.float64))
+        self.location_, self.precision_ = lw.location_, lw.precision_
+        self.shrinkage_ = float(lw.shrinkage_)
+        return self
+
+    def distances(self, flows: np.ndarray) -> np.ndarray:
+        """d^2 of flows [N, F] (float64)."""
+        if self.location_ is None:
+            raise RuntimeError("MahalanobisFlowBaseline scored before fit")
+        z = np.asarray(flows, np.float64) - self.location_
+        return np.einsum("ij,ij->i", z @ self.precision_, z)
+
+    def score_windows(self, windows: np.ndarray) -> ScoreOutput:
+        w = np.asarray(windows)
+        if w.ndim != 3:
+            raise ValueError(f"expected windows [W, T, F], got {w.shape}")
+        flat = w.reshape(-1, w.shape[-1])
+        d2 = self.distances(flat).reshape(w.shape[:2])
+        errors = ((flat.astype(np.float64) - self.location_) ** 2).reshape(w.shape).astype(np.float32)
+        return ScoreOutput(window_scores=d2.mean(axis=1).astype(np.float32), flow_errors=errors,
+                           flow_scores=d2.astype(np.float32))
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.location_ is not None:
+            d["location"] = self.location_.tolist()
+            d["precision"] = self.precision_.tolist()
+            d["shrinkage"] = self.shrinkage_
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MahalanobisFlowBaseline:
+        obj = cls(**d.get("hparams", {}))
+        if "location" in d:
+            obj.location_ = np.asarray(d["location"], dtype=np.float64)
+            obj.precision_ = np.asarray(d["precision"], dtype=np.float64)
+            obj.shrinkage_ = d.get("shrinkage")
+            f = len(obj.location_)
+            if obj.precision_.shape != (f, f):
+                raise ValueError(f"mahalanobis_flow state: precision {obj.precision_.shape} for {f} features")
+        return obj
+
+
 BASELINES: dict[str, type[_Baseline]] = {
-    cls.name: cls for cls in (PersistenceBaseline, PCABaseline, IsolationForestBaseline)
+    cls.name: cls
+    for cls in (PersistenceBaseline, PCABaseline, IsolationForestBaseline, MahalanobisFlowBaseline)
 }
