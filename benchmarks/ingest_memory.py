@@ -9,7 +9,7 @@ memory; this script is the evidence (peak RSS must stay under 1.5 GB) and tracks
 
 The synthetic CSV (``components.synth``, TrafficLabelling variant, real header and quirks) is
 cached under ``data/bench/`` (git-ignored). Each contender runs in its own subprocess; its peak RSS
-comes from ``os.wait4`` (the child's own rusage). Not part of the test suite (a smoke test runs
+is the child's own ``VmHWM`` (``benchmarks.measure``). Not part of the test suite (a smoke test runs
 ``run_benchmark`` on a few MB).
 """
 from __future__ import annotations
@@ -25,6 +25,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.measure import PEAK_RSS_LINE, with_peak_rss
+
 DEFAULT_CACHE = REPO / "data" / "bench"
 LIMIT_BYTES = 1_500_000_000  # 1.5 GB
 GOAL_RATIO = 2.0  # flowae ingest with validation, MB/s, over pandas.read_csv + the same cleaning
@@ -118,17 +122,15 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": 0, "status": "ok",
 def _measure(code: str, args: list[str]) -> dict:
     """Run ``code`` in a fresh interpreter; return its JSON line plus its own peak RSS (bytes)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-c", code + PEAK_RSS_LINE, *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout = proc.stdout.read()
     stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({proc.returncode}): {stderr.strip()[-2000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
-    return result
+    return with_peak_rss(stdout)
 
 
 def run_benchmark(csv_path: Path, work: Path, run_gx: bool = True, baseline: bool = True,
@@ -186,7 +188,7 @@ def render_section(result: dict, command: str, date: str, machine: str) -> str:
          f"{f['rows']:,} rows, from `components.synth`) versus `pandas.read_csv` + the same cleaning "
          "(canonical names, numeric coercion, inf/NaN/range/label checks, timestamp parse, curated + "
          "quarantine parquet) on the same file in the same run. Each contender runs in its own "
-         "process; peak RSS is that process's `ru_maxrss` (`os.wait4`); times start after the "
+         "process; peak RSS is that process's own `VmHWM`; times start after the "
          "contender's own module imports (Great Expectations is imported during flowae's run and "
          f"counted). Each contender ran {result.get('repeat', 1)} time(s), taking turns; the table "
          "shows each one's fastest run (all runs in the last column) and its highest peak RSS."), "",

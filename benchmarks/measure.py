@@ -14,16 +14,34 @@ DOCS = REPO / "docs" / "BENCHMARKS.md"
 CACHE = REPO / "data" / "bench"
 
 
+#: Appended to every child's code: its own peak RSS, as the last line. ``VmHWM`` is the high-water
+#: mark of the child's own address space; ``ru_maxrss`` (``wait4``, ``getrusage``) also carries the
+#: RSS the process had before ``exec``, i.e. a copy of its parent's (a 1.6 GB pytest worker made a
+#: 2 MB ingest look like 1.6 GB).
+PEAK_RSS_LINE = """
+import json as _json
+with open("/proc/self/status") as _fh:
+    _hwm = next(int(_l.split()[1]) for _l in _fh if _l.startswith("VmHWM:"))
+print(_json.dumps({"vmhwm_kib": _hwm}))
+"""
+
+
 def run_child(code: str, args: list[str]) -> dict:
     """Run ``code`` in a fresh Python; it prints one JSON line; add its own peak RSS (bytes)."""
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen([sys.executable, "-c", code + PEAK_RSS_LINE, *args], stdout=subprocess.PIPE,
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     if status != 0:
         raise RuntimeError(f"benchmark child failed ({status}): {out[-2000:]!r}")
-    result = json.loads(out.decode().strip().splitlines()[-1])
-    result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    return with_peak_rss(out.decode())
+
+
+def with_peak_rss(stdout: str) -> dict:
+    """The child's result (its last JSON line before the peak line) with ``peak_rss_bytes``."""
+    lines = stdout.strip().splitlines()
+    result = json.loads(lines[-2])
+    result["peak_rss_bytes"] = json.loads(lines[-1])["vmhwm_kib"] * 1024
     return result
 
 

@@ -2,7 +2,7 @@
 IsolationForest (200 trees) on the same flows, in the same run.
 
 Each contender runs in its own process on a synthetic day file (parquet, the TrafficLabelling
-layout, ``components.synth``), so its peak RSS (``os.wait4``) is its own:
+layout, ``components.synth``), so its peak RSS (its own ``VmHWM``) is its own:
 
 - flowae end to end: ``score_file`` (read, contract casts, scaling, windows, model, per-flow
   scores, top features, the night's report and drift, writing the scored parquet);
