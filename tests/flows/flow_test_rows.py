@@ -1,4 +1,5 @@
-"""Names of the real CIC-IDS2017 excerpts and the tiny training options the flow tests share."""
+"""Names of the real CIC-IDS2017 excerpts, the tiny training options and the small helpers the
+flow tests share."""
 BENIGN = "friday-afternoon-benign-head.MachineLearningCVE.csv"
 DDOS = "friday-ddos-1000.TrafficLabelling.csv"
 PORTSCAN = "friday-portscan-1000.TrafficLabelling.csv"
@@ -44,3 +45,16 @@ def champion(settings, data) -> str:
     version = register_detector(settings, tiny_detector(data))
     make_champion(settings, version)
     return version
+
+
+def latest_artifact(key: str):
+    """The newest Prefect artifact with this key, from the session's test server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+    assert found, f"no Prefect artifact {key!r}"
+    return found[0]

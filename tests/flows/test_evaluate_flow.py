@@ -4,7 +4,7 @@ counts them and the run is tagged so. Real CIC-IDS2017 rows, a tiny registered m
 from __future__ import annotations
 
 import pytest
-from flow_test_rows import BENIGN, register_detector, tiny_detector
+from flow_test_rows import BENIGN, latest_artifact, register_detector, tiny_detector
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -18,17 +18,6 @@ def detector(real_ingested):
     return tiny_detector(real_ingested, calibration="quantile")
 
 
-def _latest_artifact(key: str):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                      sort=ArtifactSort.CREATED_DESC, limit=1)
-    assert found, f"no Prefect artifact {key!r}"
-    return found[0]
-
 
 def _evaluate(real_ingested, store, *extra):
     result = CliRunner().invoke(app, ["evaluate", "--model-uri", "models:/flowae@challenger",
@@ -37,7 +26,7 @@ def _evaluate(real_ingested, store, *extra):
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     experiment = client.get_experiment_by_name(store.evaluate_experiment).experiment_id
     run = client.search_runs([experiment], order_by=["attributes.start_time DESC"])[0]
-    return result.stdout.splitlines(), run, _latest_artifact("evaluation").data
+    return result.stdout.splitlines(), run, latest_artifact("evaluation").data
 
 
 def test_evaluate_on_the_training_folder_counts_no_training_flow(detector, real_ingested, store):

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from flow_test_rows import BENIGN, DDOS, WEEK, champion
+from flow_test_rows import BENIGN, DDOS, WEEK, champion, latest_artifact
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -22,18 +22,6 @@ def scored_store(store, real_ingested):
     version = champion(store, real_ingested)
     return store, version
 
-
-def _latest_artifact(key: str):
-    """The newest Prefect artifact with this key, from the session's test server."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                      sort=ArtifactSort.CREATED_DESC, limit=1)
-    assert found, f"no Prefect artifact {key!r}"
-    return found[0]
 
 def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_store, shared_data, tmp_path):
     store, version = scored_store
@@ -75,7 +63,7 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
     assert runs[0].data.tags["flowae.model_version"] == version and runs[0].data.metrics["flows"] == 2686
     plots = {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
     assert {"plots/score_histogram.png", "plots/feature_drift.png", "plots/anomalies_over_time.png"} <= plots
-    night = _latest_artifact("nightly-scoring")
+    night = latest_artifact("nightly-scoring")
     assert night.type == "markdown"
     assert night.data.startswith(f"## flowae scoring: 2,686 flows, {summary['anomalies']:,} anomalies")
     assert "junk.csv: binary content" in night.data  # the file not scored, with its reason
