@@ -202,9 +202,25 @@ def promote(rollback: Annotated[bool, typer.Option("--rollback", help="Restore t
     typer.echo(f"{verb}: {result['reason']}; {name}@champion is version {result['champion_after']}")
 
 
-@app.command()
+#: ``--data a.csv b.csv`` (what a shell makes of ``--data DIR/*.csv``): click gives an option one
+#: value, so the values after it arrive as extra arguments and are taken as more inputs.
+SEVERAL_AFTER_ONE_FLAG = {"allow_extra_args": True}
+
+
+def data_inputs(ctx: typer.Context, data: list[str], command: str) -> tuple[str, ...]:
+    """Every ``--data`` value, also those given after one ``--data`` flag."""
+    extra = [a for a in ctx.args if a.startswith("-")]
+    if extra:
+        fail(f"{command}: unexpected option {extra[0]}", 2)
+    return (*data, *ctx.args)
+
+
+@app.command(context_settings=SEVERAL_AFTER_ONE_FLAG)
 def retrain(
-    data: Annotated[list[str], typer.Option("--data", help="Raw CSV/parquet files, folders or globs (repeat).")],
+    ctx: typer.Context,
+    data: Annotated[list[str], typer.Option(
+        "--data", help="Raw CSV/parquet files, folders or globs; several after one --data (a shell glob) "
+                       "or --data repeated.")],
     out: Annotated[Path | None, typer.Option("--out", help="Ingest folder (default: FLOWAE_CURATED_DIR).")] = None,
     files: o.Files = None, days: o.Days = None, model: o.Model = None, epochs: o.Epochs = None,
     window: o.Window = None, stride: o.Stride = None, hidden: o.Hidden = None,
@@ -216,6 +232,7 @@ def retrain(
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Run the promotion step.")] = True,
 ) -> None:
     """ingest -> validate -> windows -> train -> calibrate -> evaluate -> register -> promote."""
+    inputs = data_inputs(ctx, data, "retrain")
     settings = _settings()
     folder = out or settings.curated_dir
     job = o.build_job(settings, folder, command="retrain", files=files, days=days, model=model,
@@ -228,7 +245,7 @@ def retrain(
         from flows.retrain import RetrainJob, retrain_flow
 
         api.wait_ready()
-        return retrain_flow(RetrainJob(inputs=tuple(data), train=job, promote=promote))
+        return retrain_flow(RetrainJob(inputs=inputs, train=job, promote=promote))
 
     summary = run_flow_command("retrain", folder, work)
     typer.echo(f"registered {settings.registered_model_name} version {summary['version']} "
@@ -240,9 +257,12 @@ def retrain(
     typer.echo(f"open: {summary['link']}")
 
 
-@app.command()
+@app.command(context_settings=SEVERAL_AFTER_ONE_FLAG)
 def compare(
-    data: Annotated[list[str], typer.Option("--data", help="Raw CSV/parquet files, folders or globs (repeat).")],
+    ctx: typer.Context,
+    data: Annotated[list[str], typer.Option(
+        "--data", help="Raw CSV/parquet files, folders or globs; several after one --data (a shell glob) "
+                       "or --data repeated.")],
     models: Annotated[str, typer.Option("--models", help="all, or a comma-separated list.")] = "all",
     out: Annotated[Path | None, typer.Option("--out", help="Ingest folder (default: FLOWAE_CURATED_DIR).")] = None,
     files: o.Files = None, days: o.Days = None, epochs: o.Epochs = None, window: o.Window = None,
@@ -253,6 +273,7 @@ def compare(
     mahalanobis_inputs: o.MahalanobisInputs = None,
 ) -> None:
     """Train and evaluate every model on the same data and split, side by side with baselines."""
+    inputs = data_inputs(ctx, data, "compare")
     settings = _settings()
     folder = out or settings.curated_dir
     job = o.build_job(settings, folder, command="compare", files=files, days=days, epochs=epochs,
@@ -271,7 +292,7 @@ def compare(
         from flows.compare import CompareJob, compare_flow
 
         api.wait_ready()
-        return compare_flow(CompareJob(inputs=tuple(data), train=job, models=models))
+        return compare_flow(CompareJob(inputs=inputs, train=job, models=models))
 
     result = run_flow_command("compare", folder, work)
     typer.echo(result["leaderboard"])

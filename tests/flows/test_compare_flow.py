@@ -54,3 +54,14 @@ def test_unknown_model_in_the_list_is_one_line(tmp_path, mlflow_env):
     line = result.stderr.strip()
     assert line.startswith("flowae: compare: unknown model(s) gpt; valid: all, lstm_ae, lstm_ae_seq, ")
     assert "isolation_forest_flow, pca_flow" in line and "\n" not in line
+
+
+def test_several_inputs_after_one_data_flag_reach_the_command(tmp_path, mlflow_env):
+    """``--data DIR/*.csv`` in a shell is ``--data a.csv b.csv``: both are inputs, and the options
+    after them still parse (the unknown model is what fails, not 'unexpected extra argument')."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    result = CliRunner().invoke(app, ["compare", "--data", str(a), str(b), "--models", "lstm_ae,gpt"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("flowae: compare: unknown model(s) gpt")
+    bogus = CliRunner().invoke(app, ["retrain", "--data", str(a), str(b), "--bogus"])
+    assert bogus.exit_code == 2 and "--bogus" in bogus.output
