@@ -236,6 +236,19 @@ def value_checks(column: np.ndarray, missing: np.ndarray, unparsable: np.ndarray
     return [(mask, text) for mask, text in checks if mask.any()]
 
 
+def unusable(checks: list[tuple[np.ndarray, str]], n: int) -> np.ndarray:
+    """Rows with any of the ``value_checks`` problems."""
+    out = np.zeros(n, dtype=bool)
+    for mask, _ in checks:
+        out |= mask
+    return out
+
+
+def named_problems(column: str, checks: list[tuple[np.ndarray, str]]) -> list[tuple[np.ndarray, str]]:
+    """``(rows, "column: reason")`` for a row's ``input_problem``; an empty field is no news."""
+    return [(mask, f"{column}: {text}") for mask, text in checks if text != "missing"]
+
+
 def _fmt(value: float | None) -> str:
     return f"{value:g}" if value is not None else ""
 

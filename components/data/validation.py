@@ -41,11 +41,13 @@ from components.data.casting import (
     ParsedLabel,
     ParsedTimestamp,
     join_problems,
+    named_problems,
     parse_label,
     parse_numeric,
     parse_text,
     parse_timestamp,
     to_text,
+    unusable,
     value_checks,
 )
 from components.data.clock import Clock
@@ -337,21 +339,18 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
         stats.text[name] += int(unparsable.sum())
         curated = arrays[j]
         if keeping:  # the night's rule: the value is no information, the row stays
-            unusable = np.zeros(len(column), dtype=bool)
-            for mask, text in checks:
-                unusable |= mask
-                if text != "missing":  # as in a scored night: an empty field is no news
-                    out.problems.append((mask, f"{name}: {text}"))
-            if unusable.any():
-                curated = pa.array(column, pa.float64(), mask=unusable)
-                out.nulled.append((name, unusable))
+            bad_values = unusable(checks, len(column))
+            out.problems += named_problems(name, checks)
+            if bad_values.any():
+                curated = pa.array(column, pa.float64(), mask=bad_values)
+                out.nulled.append((name, bad_values))
         else:
             for rank, (mask, text) in enumerate(checks):
                 if imputing and text in _INVALID:
                     continue
                 rules.add((order[name], rank), mask, f"{name}: {text}")
             if imputing and invalid.any():
-                usable = np.isfinite(column) & ~_any(checks)
+                usable = np.isfinite(column) & ~unusable(checks, len(column))
                 fill = float(np.median(column[usable])) if usable.any() else 0.0
                 curated = pa.array(np.where(invalid, fill, column), pa.float64())
                 out.imputed.append((name, invalid))
@@ -369,13 +368,6 @@ def _check_numeric_columns(parsed: NumericColumns, plan: HeaderPlan, rules: _Rul
 
 
 _INVALID = frozenset({"missing", "NaN", "infinite"})  # what ``impute`` fills instead of quarantining
-
-
-def _any(checks: list[tuple[np.ndarray, str]]) -> np.ndarray:
-    out = np.zeros(len(checks[0][0]) if checks else 0, dtype=bool)
-    for mask, _ in checks:
-        out = out | mask
-    return out
 
 
 @lru_cache(maxsize=64)

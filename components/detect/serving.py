@@ -23,10 +23,12 @@ import pyarrow.compute as pc
 
 from components.data.casting import (
     join_problems,
+    named_problems,
     parse_label,
     parse_numeric,
     parse_text,
     parse_timestamp,
+    unusable,
     value_checks,
 )
 from components.data.clock import Clock, ClockContradiction
@@ -115,17 +117,14 @@ def typed_batch(raw: RawBatch, plan: HeaderPlan, contract: Contract, clock: Cloc
         if spec.dtype in ("float64", "int64"):
             parsed = parse_numeric(arr)
             values = parsed.values.to_numpy(zero_copy_only=False).astype(np.float64)
-            unusable = np.zeros(n, dtype=bool)
-            for mask, text in value_checks(values, parsed.missing, parsed.unparsable, spec.min, spec.max,
-                                           spec.dtype == "int64"):
-                unusable |= mask
-                if text != "missing":  # an empty field is no news; a wrong one is named
-                    problems.append((mask, f"{spec.name}: {text}"))
+            checks = value_checks(values, parsed.missing, parsed.unparsable, spec.min, spec.max,
+                                  spec.dtype == "int64")
+            bad = unusable(checks, n)
+            problems += named_problems(spec.name, checks)
             if spec.dtype == "int64":
-                columns[spec.name] = pa.array(np.where(unusable, 0, values).astype(np.int64), pa.int64(),
-                                              mask=unusable)
+                columns[spec.name] = pa.array(np.where(bad, 0, values).astype(np.int64), pa.int64(), mask=bad)
             else:
-                columns[spec.name] = pa.array(values, pa.float64(), mask=unusable)
+                columns[spec.name] = pa.array(values, pa.float64(), mask=bad)
             continue
         if spec.dtype == "timestamp":
             parsed = parse_timestamp(arr, contract.timestamp_formats)
