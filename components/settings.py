@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     invalid_values: InvalidValuePolicy = "keep"
     max_missing_feature_share: float = Field(default=0.25, ge=0, le=1)  # a night's file lacking more
     # of the model's inputs than this share is not scored (quarantined with the columns named)
+    host_budget: float = Field(default=1.0, gt=0)  # benign hosts (and pairs) flagged per night, expected
+    host_max_rate: float = Field(default=0.05, gt=0, le=1)  # never flag more than this share of a small night
 
     @field_validator("tracking_uri")
     @classmethod

@@ -296,7 +296,8 @@ def compare(
 
     result = run_flow_command("compare", folder, work)
     typer.echo(result["leaderboard"])
-    typer.echo(f"best: {result['best']}; MLflow parent run id: {result['parent_run_id']}")
+    typer.echo(f"best: {result['best']}: {result['best_link']}")
+    typer.echo(f"MLflow parent run id: {result['parent_run_id']}; every model, best first:")
     typer.echo(f"open: {result['link']}")
 
 
@@ -311,7 +312,7 @@ def score(
 ) -> None:
     """Batch-score traffic logs with a registered model: every row, a score, a flag, its top features."""
     from components.data.ingest import plan_outputs
-    from components.detect.night_report import missing_line
+    from components.detect.night_report import host_lines, missing_line
 
     settings = _settings()
     if out.exists() and not out.is_dir():
@@ -332,6 +333,8 @@ def score(
                               progress=True, runner=runner, address=address))
 
     summary = run_flow_command("score", out, work)
+    for line in host_lines(summary.get("entities")):
+        typer.echo(line)
     for entry in summary["files"]:
         name = Path(entry["source"]).name
         if entry["status"] == "ok":

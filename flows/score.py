@@ -342,7 +342,9 @@ def score_flow(job: ScoreJob) -> dict:
             if result.stats.missing_columns:
                 print(f"warning: {missing_line(result.summary())}")
     drift = night.drift_report()
-    summary = {"model": f"{detector.name} (version {version})", "model_uri": pinned, "model_version": version,
+    entities = night.entity_report(settings.host_budget, settings.host_max_rate)
+    summary = {"entities": entities,
+               "model": f"{detector.name} (version {version})", "model_uri": pinned, "model_version": version,
                "threshold": detector.threshold, **night.summary(),
                "files": [r.summary() for r in results], "notes": notes,
                "drift": drift.to_dict() if drift is not None else None}
@@ -371,6 +373,13 @@ def _log_night(settings, summary: dict, night: FileStats, detector, version: str
             mlflow.set_tag("flowae.missing_columns", "; ".join(
                 f"{Path(k).name}: {', '.join(v['missing_columns'])}" for k, v in gaps.items())[:5000])
         mlflow.log_artifact(str(summary_path), "scoring")
+        entities = summary.get("entities") or {}
+        if entities.get("available"):
+            mlflow.log_metrics({"hosts_flagged": entities["hosts"]["flagged"], "hosts_ranked": entities["hosts"]["ranked"],
+                                "pairs_flagged": entities["pairs"]["flagged"]})
+            mlflow.log_dict(entities, "scoring/entities.json")
+            mlflow.set_tag("flowae.hosts_flagged", ", ".join(
+                r["entity"] for r in entities["hosts"]["table"] if r["flagged"])[:5000] or "none")
         reference = detector.reference.get("score", {}).get("sample", [])
         mlflow.log_figure(plots.night_histogram(night.hist, reference, detector.threshold),
                           "plots/score_histogram.png")

@@ -41,6 +41,8 @@ class Calibration:
     error_mean: list[float] | None = field(default=None, repr=False)  # mahalanobis error model
     error_precision: list[list[float]] | None = field(default=None, repr=False)
     uses_inputs: bool = False  # the error model also sees the flow's own scaled features
+    #: benign flow-score quantiles and entity-score distribution (``entities.EntityCalibration``)
+    entity: dict | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -39,6 +39,7 @@ from components.data.readers import sha256_file
 from components.detect.calibration import calibrate
 from components.detect.detector import Detector, contract_version
 from components.detect.drift import build_reference
+from components.detect.entities import EntityRule, calibrate_entities
 from components.detect.evaluation import window_labels
 from components.detect.flow_scores import FlowRule
 from components.learn.dataset import (
@@ -65,6 +66,7 @@ class DetectorConfig(BaseModel):
     target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
     pot_initial_quantile: float = Field(default=0.98, gt=0.5, lt=1)
     max_calibration_flows: int = Field(default=500_000, ge=100)
+    entity: EntityRule = EntityRule()  # how flows aggregate into entities (hosts, pairs)
 
 
 class TrainJob(BaseModel):
@@ -205,8 +207,9 @@ def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConf
                        device: str = "cpu") -> np.ndarray:
     """Threshold from the benign calibration flows, and the drift reference; returns their scores."""
     mahalanobis = cfg.calibration == "mahalanobis"
+    hosts: list[np.ndarray] = []
     scores, errors, inputs = _benign_scores(detector, data, CALIBRATION, cfg.max_calibration_flows,
-                                            keep_errors=mahalanobis, device=device)
+                                            keep_errors=mahalanobis, device=device, hosts=hosts)
     fit_errors = fit_inputs = None
     if mahalanobis:
         _, fit_errors, fit_inputs = _benign_scores(detector, data, VALIDATION, cfg.max_calibration_flows,
@@ -218,6 +221,9 @@ def calibrate_detector(detector: Detector, data: PreparedData, cfg: DetectorConf
                                      fit_inputs=fit_inputs if use_inputs else None)
     if detector.calibration.method == "mahalanobis":
         scores = detector.calibration.flow_score_fn()(errors, scores, inputs)
+    # entities: the same benign calibration flows, grouped by source host where known
+    detector.calibration.entity = calibrate_entities(
+        scores, hosts=np.concatenate(hosts)[:len(scores)], rule=cfg.entity).to_dict()
     # one reference period for drift, features and scores alike: these benign calibration flows,
     # those under the threshold (a night is measured on the flows the champion does not flag)
     detector.reference = build_reference(inputs, detector.feature_names, scores, seed=seed,
@@ -246,10 +252,12 @@ def _training_features(training_files: list[Path]) -> list[str]:
 
 
 def _benign_scores(detector: Detector, data: PreparedData, role: int, limit: int, keep_errors: bool,
-                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                   device: str = "cpu", hosts: list | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Own per-flow scores, error vectors (if kept) and scaled inputs of the benign flows of one
-    split role, at most ``limit``."""
+    split role, at most ``limit``; their source hosts (float codes, NaN unknown) go to ``hosts``."""
     benign = data.flows.is_benign
+    codes = data.flows.host_codes
     scores, errors, inputs, total = [], [], [], 0
     for run in data.runs(role):
         scorer = detector.scorer(keep_feature_errors=keep_errors, device=device)  # uncalibrated: own scores
@@ -257,6 +265,9 @@ def _benign_scores(detector: Detector, data: PreparedData, role: int, limit: int
         keep = benign[run]
         scores.append(part.scores[keep])
         inputs.append(np.asarray(data.x[run[0]:run[-1] + 1])[keep])
+        if hosts is not None:
+            part_hosts = codes[run][keep].astype(np.float64) if codes is not None else np.full(int(keep.sum()), np.nan)
+            hosts.append(np.where(part_hosts >= 0, part_hosts, np.nan))
         if keep_errors:
             errors.append(part.feature_errors[keep])
         total += int(keep.sum())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,16 @@ import pyarrow.compute as pc
 
 from components.detect.detector import Detector
 from components.detect.drift import DriftAccumulator
+from components.detect.entities import (
+    KINDS,
+    EntityCalibration,
+    EntityTable,
+    batch_columns,
+    batch_ports,
+    batch_times,
+    benign_rank,
+    missing_reason,
+)
 
 TOP_FLOWS = 20
 SHOWN = ("source_file", "row_number", "anomaly_score", "top_feature_1", "top_feature_2", "top_feature_3",
@@ -44,13 +55,19 @@ class FileStats:
         self.anomalies_by_label: Counter = Counter()
         self.hist = np.zeros(len(HIST_EDGES) + 1, np.int64)
         self.top: list[dict] = []
+        self.entity_calibration = EntityCalibration.from_dict(
+            detector.calibration.entity if detector.calibration is not None else None)
+        self.benign_quantiles = _benign_quantiles(detector, self.entity_calibration)
+        self.entities = {kind: EntityTable(kind, detector.feature_names) for kind in KINDS}
+        self.without_entities: dict[str, str] = {}  # file -> why its flows have no entity
         # each file draws its own sample keys (seeded from its name): merged files are independent samples
         self.drift = (DriftAccumulator(detector.reference, detector.feature_names, key=source or "")
                       if detector.reference else None)
 
     # --- accumulate --------------------------------------------------------------------------
-    def add_scored(self, table: pa.Table, x: np.ndarray | None = None) -> None:
-        """Scored rows (and their scaled features, for drift)."""
+    def add_scored(self, table: pa.Table, x: np.ndarray | None = None, top: np.ndarray | None = None) -> None:
+        """Scored rows (and their scaled features, for drift; their top features' indices, for
+        the entities' top features)."""
         scores = table.column("anomaly_score").to_numpy()
         flagged = table.column("is_anomaly").to_numpy(zero_copy_only=False)
         n = len(scores)
@@ -65,9 +82,23 @@ class FileStats:
             hours = pc.strftime(table.column("timestamp"), format="%Y-%m-%d %H:00")
             self._count_values(hours, flagged, self.by_hour, self.anomalies_by_hour)
         self._keep_top(table, scores)
+        self._add_entities(table, scores, flagged, top)
         if self.drift is not None and x is not None:
             attack, labelled = _attacks(table)
             self.drift.add(x, scores, flagged=flagged, attack=attack, labelled=labelled, rows=_row_ids(table))
+
+    def _add_entities(self, table: pa.Table, scores: np.ndarray, flagged: np.ndarray, top: np.ndarray | None) -> None:
+        if self.benign_quantiles is None:
+            return
+        u = benign_rank(scores, self.benign_quantiles)
+        first = top[:, 0].astype(np.int64) if top is not None and top.shape[1] else None
+        ports, times = batch_ports(table), batch_times(table)
+        for kind, entities in self.entities.items():
+            keys = batch_columns(table, kind)
+            if keys is None:
+                self.without_entities.setdefault(self.source or "?", missing_reason(table.column_names, kind))
+                continue
+            entities.add(keys, u, flagged, first, ports, times)
 
     def _count(self, table: pa.Table, column: str, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
         if column in table.column_names:
@@ -116,6 +147,24 @@ class FileStats:
         self.top = sorted(self.top + other.top, key=lambda r: -r["anomaly_score"])[:TOP_FLOWS]
         if self.drift is not None and other.drift is not None:
             self.drift.merge(other.drift)
+        for kind, entities in self.entities.items():
+            entities.merge(other.entities[kind])
+        self.without_entities.update(other.without_entities)
+
+    def entity_report(self, budget: float, max_rate: float) -> dict:
+        """The night's entities: hosts (source IPs) and source -> destination pairs, ranked and
+        flagged (``entities``), and which files had no identifiers to form them."""
+        if self.benign_quantiles is None:
+            return {"available": False, "reason": "the model stores no benign score distribution"}
+        report: dict = {"available": any(len(t) for t in self.entities.values())}
+        for kind, entities in self.entities.items():
+            report[f"{kind}s"] = entities.ranked(self.entity_calibration, budget, max_rate)
+        if self.without_entities:
+            report["files_without_identifiers"] = dict(self.without_entities)
+        if not report["available"]:
+            report["reason"] = "no scored file has source_ip: " + "; ".join(
+                f"{Path(k).name}: {v}" for k, v in self.without_entities.items())
+        return report
 
     # --- report ------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -137,6 +186,15 @@ class FileStats:
 
     def drift_report(self):
         return self.drift.report() if self.drift is not None and self.drift.seen else None
+
+
+def _benign_quantiles(detector: Detector, calibration: EntityCalibration | None) -> list[float] | None:
+    """Flow scores -> benign rank: the calibration's quantiles, or (a model calibrated before
+    entities existed) the sorted benign score sample of its drift reference."""
+    if calibration is not None and calibration.benign_quantiles:
+        return calibration.benign_quantiles
+    sample = (detector.reference or {}).get("score", {}).get("sample") or []
+    return sorted(sample) if len(sample) >= 10 else None
 
 
 def _attacks(table: pa.Table) -> tuple[np.ndarray | None, bool]:
@@ -172,11 +230,54 @@ def _gap(entry: dict) -> str:
         (f" ({len(inputs)} model inputs, in bold)" if inputs else " (none is a model input)")
 
 
+def host_lines(entities: dict | None, shown: int = 5) -> list[str]:
+    """The night's hosts to look at, a few terminal lines (the first thing a morning reads)."""
+    if not entities or not entities.get("available"):
+        reason = (entities or {}).get("reason", "no entity report")
+        return [f"hosts: not ranked ({reason})"]
+    hosts = entities["hosts"]
+    head = (f"hosts to look at: {hosts['flagged']} flagged of {hosts['ranked']} ranked "
+            f"(>= {hosts['min_flows']} flows; budget {hosts['budget']:g} benign per night)")
+    lines = [head]
+    for row in hosts["table"][:shown]:
+        mark = "FLAGGED" if row["flagged"] else "       "
+        lines.append(f"  {mark} {row['entity']:<16} score {row['score']:.3f}  {row['flows']:>7,} flows, "
+                     f"{row['flagged_flows']:,} flagged, {row['destination_ports']} ports, "
+                     f"top: {', '.join(row['top_features'][:2])}")
+    return lines
+
+
+def entity_markdown(entities: dict | None) -> list[str]:
+    """The host and pair tables of the Prefect artifact (it leads with them)."""
+    if not entities or not entities.get("available"):
+        return [f"**hosts:** not ranked ({(entities or {}).get('reason', 'no entity report')})", ""]
+    lines: list[str] = []
+    for kind in ("hosts", "pairs"):
+        t = entities[kind]
+        lines += [f"### {kind} to look at: {t['flagged']} flagged of {t['ranked']} ranked",
+                  f"entity score = median benign rank of its flows, shrunk to 0.5 by {t['prior_flows']:g} "
+                  f"flows; threshold {t['threshold'] if t['threshold'] is None else round(t['threshold'], 4)} "
+                  f"(about {t['budget']:g} benign per night; calibrated on {t.get('calibrated_on', 'n/a')})"
+                  + (f"; {t['note']}" if t.get("note") else ""), "",
+                  "| | entity | score | flows | flagged flows | top-decile rank | ports | top features | first | last |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in t["table"][:10]:
+            lines.append(f"| {'**flagged**' if r['flagged'] else ''} | {r['entity']} | {r['score']:.3f} | "
+                         f"{r['flows']:,} | {r['flagged_flows']:,} | {r['top_decile_rank']:.3f} | "
+                         f"{r['destination_ports']} | {', '.join(r['top_features'])} | {r['first_seen']} | "
+                         f"{r['last_seen']} |")
+        if t["few_flows_total"]:
+            lines.append(f"\n{t['few_flows_total']} {kind} under {t['min_flows']} flows had a flagged flow "
+                         f"(not ranked): " + ", ".join(r["entity"] for r in t["few_flows"][:10]))
+        lines.append("")
+    return lines
+
+
 def markdown(summary: dict) -> str:
-    """The nightly summary as a Prefect markdown artifact."""
+    """The nightly summary as a Prefect markdown artifact: entities first, then flows."""
     title = (f"## flowae scoring: {summary['flows']:,} flows, {summary['anomalies']:,} anomalies "
              f"({summary['rate']:.2%})")
-    lines = [title, "", f"model: {summary['model']}", ""]
+    lines = [title, "", f"model: {summary['model']}", "", *entity_markdown(summary.get("entities"))]
     drift = summary.get("drift") or {}
     if drift.get("warning"):
         lines += [f"> **drift:** {drift['warning']}", ""]

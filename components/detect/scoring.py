@@ -272,7 +272,7 @@ def _write_scored(behind: WriteBehind, writer: AtomicParquetWriter, pending: lis
     for name in (f.name for f in SCORE_FIELDS):
         out = out.append_column(name, columns[name])
     behind.submit(writer.write, out)
-    stats.add_scored(out, x)
+    stats.add_scored(out, x, top)
 
 
 def _take_front(pending: list[tuple[pa.Table, np.ndarray]], k: int) -> tuple[pa.Table, np.ndarray]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -52,6 +53,10 @@ class FlowSet:
     x: np.ndarray  # float32 [N, F] over ``feature_names``
     feature_names: list[str]
     timestamp: np.ndarray | None = None  # datetime64[ms], NaT where unknown
+    #: source host of each flow (codes into ``host_names``, -1 unknown): groups flows into
+    #: entities and host windows, never a model input
+    host_codes: np.ndarray | None = None
+    host_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.file_index)
@@ -104,17 +109,23 @@ def load_flows(files: list[Path], feature_names: list[str] | None = None) -> Flo
     label_codes = np.empty(n, dtype=np.int16)
     has_time = any("timestamp" in s.names for s in schemas)
     timestamp = np.full(n, np.datetime64("NaT"), dtype="datetime64[ms]") if has_time else None
+    has_hosts = any("source_ip" in s.names for s in schemas)
+    host_codes = np.full(n, -1, dtype=np.int32) if has_hosts else None
+    host_names: list[str] = []
+    host_index: dict[str, int] = {}
     label_names: list[str] = []
     lo = 0
     for i, (path, schema, rows) in enumerate(zip(files, schemas, counts)):
         present = set(schema.names)
-        wanted = [c for c in [*feature_names, "label", "row_number", "timestamp"] if c in present]
+        wanted = [c for c in [*feature_names, "label", "row_number", "timestamp", "source_ip"] if c in present]
         file_lo = lo
         for batch in iter_parquet_batches(pq.ParquetFile(path), READ_BATCH_ROWS, wanted):
             hi = lo + batch.num_rows
             _fill(batch, lo, hi, feature_names, x, label_codes, label_names, timestamp)
             if "row_number" in present:
                 row_number[lo:hi] = batch.column("row_number").to_numpy()
+            if host_codes is not None and "source_ip" in present:
+                host_codes[lo:hi] = _host_codes(batch.column("source_ip"), host_names, host_index)
             lo = hi
         if lo - file_lo != rows:
             raise CuratedDataError(f"{path.name}: read {lo - file_lo} rows, its footer says {rows}")
@@ -122,7 +133,18 @@ def load_flows(files: list[Path], feature_names: list[str] | None = None) -> Flo
         if "row_number" not in present:
             row_number[file_lo:lo] = np.arange(1, rows + 1)
     return FlowSet(list(files), file_index, row_number, label_codes, label_names, x,
-                   list(feature_names), timestamp)
+                   list(feature_names), timestamp, host_codes, host_names if has_hosts else None)
+
+
+def _host_codes(column, names: list[str], index: dict[str, int]) -> np.ndarray:
+    """Global codes of a batch's source hosts (-1 for a null), growing ``names``."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(pc.cast(column, "string"))
+    local = np.asarray([index.setdefault(v, len(index)) for v in encoded.dictionary.to_pylist()], np.int32)
+    names.extend(list(index)[len(names):])
+    idx = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return np.where(idx >= 0, local[np.maximum(idx, 0)] if len(local) else -1, -1)
 
 
 def _fill(batch, lo: int, hi: int, feature_names: list[str], x: np.ndarray, label_codes: np.ndarray,
@@ -229,10 +251,12 @@ def save_prepared(data: PreparedData, folder: Path) -> Path:
     arrays = {"file_index": flows.file_index, "row_number": flows.row_number,
               "label_codes": flows.label_codes, "roles": data.split.roles,
               "train_idx": data.train_idx, "val_idx": data.val_idx}
+    if flows.host_codes is not None:
+        arrays["host_codes"] = flows.host_codes
     np.savez(folder / "flows.npz", **arrays)
     meta = {"files": [str(f) for f in flows.files], "label_names": flows.label_names,
             "feature_names": flows.feature_names, "cuts": list(data.split.cuts),
-            "window": data.windows.window, "stride": data.stride}
+            "window": data.windows.window, "stride": data.stride, "host_names": flows.host_names}
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     data.transform.save(folder / "transform.json")
     return folder
@@ -245,7 +269,9 @@ def load_prepared(folder: Path) -> PreparedData:
     arrays = np.load(folder / "flows.npz")
     x = np.load(folder / "x.npy", mmap_mode="r")
     flows = FlowSet([Path(f) for f in meta["files"]], arrays["file_index"], arrays["row_number"],
-                    arrays["label_codes"], list(meta["label_names"]), x, list(meta["feature_names"]))
+                    arrays["label_codes"], list(meta["label_names"]), x, list(meta["feature_names"]),
+                    host_codes=arrays.get("host_codes"),
+                    host_names=meta.get("host_names"))
     split = Split(arrays["roles"], tuple(meta["cuts"]))  # type: ignore[arg-type]
     runs = segment_runs(flows.file_index, split.roles)
     windows = build_windows(x, int(meta["window"]), int(meta["stride"]), groups=runs)

@@ -22,7 +22,7 @@ from components.learn.models import BASELINE_NAMES, MODEL_NAMES, build_model
 from components.learn.windows import Windows, iter_batches
 
 #: Baselines that also work on single flows (window 1): IsolationForest and PCA on one flow.
-SINGLE_FLOW_OK = ("pca", "isolation_forest")
+SINGLE_FLOW_OK = ("pca", "isolation_forest", "mahalanobis_flow")
 
 
 class TrainConfig(BaseModel):
