@@ -9,30 +9,50 @@ quarantined is decided exactly for every row by ``validation``; GX's result is a
 size is in it). The result is kept verbatim (``gx_results``) with a file-level summary
 (``merge_results``, which also merges several results: counts are summed and each expectation's
 success is recomputed on the totals with its ``mostly``). Data Docs HTML is built once per run
-and output folder (``build_data_docs``). Importing GX takes about 3 s; it happens on the first
-validation (importing it on a thread while the first file streams measured slower: the import
-holds the GIL that the checks need).
+and output folder (``build_data_docs``).
 
-GX is not thread-safe and keeps a process-wide project context, so every GX call holds one lock.
+Decision (hide GX's fixed cost): GX runs in a worker *process* per Data Docs folder
+(``gx_worker``), started when a file's ingest starts (``start_worker``): it imports GX (about
+2.3 s) and builds its context on the other core while the rows stream (on a thread the import
+held the GIL the checks need and made ingest slower). The sample goes to it when the last batch
+is checked (``submit``), and is validated while the last batches are written; the same code
+validates, so results, Data Docs and the gate are as before. Every wait on the worker has a
+deadline; a worker that dies or does not answer in time fails the file with one line
+(``GXWorkerError``) and is never waited on again. Workers end with ``forget_context`` (after the
+run's Data Docs), or with the process (their stdin closes).
+
 Its results carry run times, so they are reports, not part of the byte-identical outputs.
 """
 from __future__ import annotations
 
-import logging
+import atexit
+import os
+import select
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 
+from components.data.errors import FileLevelError
 from components.data.expectations import suite_for_columns
+from components.data.gx_worker import HEADER
 
-_LOCK = threading.RLock()
-_CONTEXTS: dict[str, _DocsContext] = {}
+_LOCK = threading.Lock()
+_WORKERS: dict[str, GXWorker] = {}
 _MAP_EXPECTATIONS_WITHOUT_NULLS = {"expect_column_values_to_be_between",
                                    "expect_column_values_to_be_in_set"}
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype()}
+#: How long to wait for the worker's answer (import + context + one validation, or one Data Docs
+#: build) before giving up on it. Generous: two cores shared with other work can be slow.
+DEFAULT_TIMEOUT_S = 600.0
+_REPO = Path(__file__).resolve().parents[2]
+
+
+class GXWorkerError(FileLevelError):
+    """Great Expectations could not give a result for this file (one line: what went wrong)."""
 
 
 @dataclass
@@ -47,96 +67,190 @@ class FileValidation:
         return [f"{r['type']}({r['column']})" for r in self.summary["results"] if not r["success"]]
 
 
-class _DocsContext:
-    """One ephemeral GX context per Data Docs folder, reused by every file written there."""
+def worker_command(docs_dir: Path | None) -> list[str]:
+    """How a worker is started (a test may replace this to start a broken one)."""
+    return [sys.executable, "-m", "components.data.gx_worker", "" if docs_dir is None else str(docs_dir)]
+
+
+class GXWorker:
+    """The parent's end of one worker process: one request at a time, each with a deadline."""
 
     def __init__(self, docs_dir: Path | None) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(worker_command(docs_dir), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, bufsize=0)
+        self.lock = threading.Lock()
+        self.broken: str | None = None  # why this worker is not asked again
+        self.validations = 0  # asked for; Data Docs are built only where there is one
+        self.peak_rss_bytes = 0
 
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        self.gx = gx
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.site = None
-        if docs_dir is not None:
-            self.site = "flowae_ingest"
-            self.context.add_data_docs_site(self.site, {
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                                  "base_directory": str(Path(docs_dir).absolute())},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            })
-        asset = self.context.data_sources.add_pandas("flowae_ingest").add_dataframe_asset("sample")
-        self.batch_definition = asset.add_batch_definition_whole_dataframe("whole_sample")
-        self.count = 0
+    def request(self, kind: str, payload: object, timeout: float) -> object:
+        """Send one request and wait for its answer; ``GXWorkerError`` when there is none."""
+        import pickle
 
-    def validate(self, suite: dict, df, name: str) -> dict:
-        """Validate ``df`` and keep the result for Data Docs: the batch is validated directly and the
-        result stored as a checkpoint would store it, without a checkpoint and validation
-        definition per file (their bookkeeping cost GX about half a second per file)."""
-        import datetime as dt
+        body = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            if self.broken is not None:
+                raise GXWorkerError(self.broken)
+            self.validations += kind == "validate"
+            deadline = time.monotonic() + timeout
+            try:
+                self._send(HEADER.pack(len(body)) + body, deadline)
+                (size,) = HEADER.unpack(self._receive(HEADER.size, deadline, timeout))
+                status, value = pickle.loads(self._receive(size, deadline, timeout))
+            except GXWorkerError as exc:
+                self.broken = str(exc)
+                self.kill()
+                raise
+            except OSError as exc:  # a closed pipe: the worker is gone
+                self.broken = self._gone(f"({exc.strerror or exc})")
+                self.kill()
+                raise GXWorkerError(self.broken) from None
+        if status == "error":
+            raise GXWorkerError(f"Great Expectations failed: {value}")
+        return value
 
-        from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
+    def _send(self, data: bytes, deadline: float) -> None:
+        fd, view = self.proc.stdin.fileno(), memoryview(data)
+        while view:
+            _, ready, _ = select.select([], [fd], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise GXWorkerError(self._late())
+            sent = os.write(fd, view[: 1 << 16])
+            view = view[sent:]
 
-        self.count += 1
-        suite_obj = self.context.suites.add(self.gx.ExpectationSuite(
-            name=f"{suite['name']}.{name}.{self.count}", expectations=suite["expectations"],
-            meta=dict(suite["meta"])))
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": df})
-        result = batch.validate(suite_obj, result_format={"result_format": "BASIC"})
-        if self.site is not None:
-            suite_id = ExpectationSuiteIdentifier(name=suite_obj.name)
-            run_id = RunIdentifier(run_name=name, run_time=dt.datetime.now(dt.UTC))
-            key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
-                                             batch_identifier=batch.id)
-            self.context.validation_results_store.store_validation_results(result, key, suite_id)
-        return result.to_json_dict()
+    def _receive(self, size: int, deadline: float, timeout: float) -> bytes:
+        fd, parts, left = self.proc.stdout.fileno(), [], size
+        while left:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise GXWorkerError(self._late(timeout))
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise GXWorkerError(self._gone("before answering"))
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
 
-    def build_docs(self) -> None:
-        if self.site is not None:
-            self.context.build_data_docs(site_names=[self.site])
+    def _late(self, timeout: float | None = None) -> str:
+        within = f" within {timeout:g} s" if timeout is not None else " in time"
+        return f"Great Expectations worker did not answer{within} (stopped)"
+
+    def _gone(self, when: str) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return f"Great Expectations worker exited with code {code} {when}"
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Ask the worker to stop (it reports its peak RSS); kill it if it does not."""
+        try:
+            if self.broken is None and self.proc.poll() is None:
+                self.peak_rss_bytes = int(self.request("close", None, timeout) or 0)
+        except GXWorkerError:
+            pass
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """Stop the process now and reap it (never waits on a hung worker)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+            pass
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
-def _context(docs_dir: Path | None) -> _DocsContext:
+def start_worker(docs_dir: Path | None) -> GXWorker:
+    """The worker of ``docs_dir``, started now if there is none (it imports GX at once)."""
     key = str(docs_dir)
-    if key not in _CONTEXTS:
-        _CONTEXTS[key] = _DocsContext(docs_dir)
-    return _CONTEXTS[key]
+    with _LOCK:
+        worker = _WORKERS.get(key)
+        if worker is None:
+            worker = _WORKERS[key] = GXWorker(docs_dir)
+        return worker
 
 
-def validate_table(suite: dict, table: pa.Table, name: str, docs_dir: Path | None) -> FileValidation:
-    """Validate ``table`` (typed rows; a ``row_number`` column is ignored) with the suite's
+class PendingValidation:
+    """A validation sent to the worker; ``result`` waits for it (with the deadline)."""
+
+    def __init__(self, worker: GXWorker, suite: dict, table: pa.Table, name: str,
+                 timeout: float) -> None:
+        self._answer: dict | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._ask, args=(worker, suite, table, name, timeout),
+                                        name="flowae-gx-request", daemon=True)
+        self._thread.start()
+
+    def _ask(self, worker: GXWorker, suite: dict, table: pa.Table, name: str, timeout: float) -> None:
+        try:
+            self._answer = worker.request("validate", (suite, table, name), timeout)
+        except BaseException as exc:  # noqa: BLE001 - raised by result()
+            self._error = exc
+
+    def result(self) -> FileValidation:
+        self._thread.join()  # the request itself has the deadline
+        if self._error is not None:
+            raise self._error
+        results = [self._answer]
+        summary = merge_results(results)
+        return FileValidation(success=summary["success"], summary=summary, gx_results=results)
+
+
+def submit(suite: dict, table: pa.Table, name: str, docs_dir: Path | None,
+           timeout: float = DEFAULT_TIMEOUT_S) -> PendingValidation:
+    """Start validating ``table`` (typed rows; a ``row_number`` column is ignored) with the suite's
     expectations for the columns it has; the result also goes into ``docs_dir``'s Data Docs."""
     table = table.drop_columns([c for c in ("row_number",) if c in table.column_names])
     file_suite = suite_for_columns(suite, table.column_names)
-    df = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
-    with _LOCK:
-        ctx = _context(docs_dir)
-        results = [ctx.validate(file_suite, df, name)]
-    summary = merge_results(results)
-    return FileValidation(success=summary["success"], summary=summary, gx_results=results)
+    return PendingValidation(start_worker(docs_dir), file_suite, table, name, timeout)
 
 
-def build_data_docs(docs_dir: Path) -> Path | None:
-    """Render Data Docs HTML for every result validated into ``docs_dir``'s context (once per run)."""
+def validate_table(suite: dict, table: pa.Table, name: str, docs_dir: Path | None,
+                   timeout: float = DEFAULT_TIMEOUT_S) -> FileValidation:
+    """``submit`` and wait for the result."""
+    return submit(suite, table, name, docs_dir, timeout).result()
+
+
+def build_data_docs(docs_dir: Path, timeout: float = DEFAULT_TIMEOUT_S) -> Path | None:
+    """Render Data Docs HTML for every result validated into ``docs_dir``'s worker (once per run).
+    None when nothing was validated there, or the worker broke (those files failed already)."""
     with _LOCK:
-        ctx = _CONTEXTS.get(str(docs_dir))
-        if ctx is None:
-            return None
-        ctx.build_docs()
+        worker = _WORKERS.get(str(docs_dir))
+    if worker is None or worker.broken is not None or not worker.validations:
+        return None
+    worker.request("build", None, timeout)
     index = Path(docs_dir) / "index.html"
     return index if index.is_file() else None
 
 
-def forget_context(docs_dir: Path) -> None:
-    """Drop a folder's GX context (and its in-memory results) once its docs are built."""
+def forget_context(docs_dir: Path) -> int:
+    """Stop a folder's worker (and drop its in-memory results) once its docs are built; returns
+    the worker's peak RSS in bytes (0 when unknown)."""
     with _LOCK:
-        _CONTEXTS.pop(str(docs_dir), None)
+        worker = _WORKERS.pop(str(docs_dir), None)
+    if worker is None:
+        return 0
+    worker.close()
+    return worker.peak_rss_bytes
+
+
+@atexit.register
+def stop_all_workers() -> None:
+    """Kill every worker now (at exit; tests that ingest with GX but never finish a run)."""
+    with _LOCK:
+        workers = list(_WORKERS.values())
+        _WORKERS.clear()
+    for worker in workers:
+        worker.kill()
 
 
 def merge_results(results: list[dict]) -> dict:

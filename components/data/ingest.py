@@ -41,7 +41,14 @@ from components.data.clock import Clock, ClockContradiction
 from components.data.contract import load_contract
 from components.data.errors import FileLevelError
 from components.data.expectations import load_suite
-from components.data.gx_validation import build_data_docs, forget_context, validate_table
+from components.data.gx_validation import (
+    DEFAULT_TIMEOUT_S,
+    PendingValidation,
+    build_data_docs,
+    forget_context,
+    start_worker,
+    submit,
+)
 from components.data.headers import plan_header
 from components.data.inputs import InputFile, discover_inputs, display_name
 from components.data.outputs import AtomicParquetWriter, remove_stale_temp_files, write_json_atomic
@@ -77,6 +84,7 @@ class IngestConfig:
     gx_sample_rows: int = 50_000
     gx_seed: int = 0
     run_gx: bool = True
+    gx_timeout_s: float = DEFAULT_TIMEOUT_S  # longest wait for the GX worker's answer
     contract_path: Path | None = None
 
     @property
@@ -90,6 +98,10 @@ class IngestConfig:
     @property
     def validation_dir(self) -> Path:
         return Path(self.out) / "validation"
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.validation_dir / "data_docs"
 
 
 @dataclass
@@ -152,6 +164,8 @@ def ingest_file(item: InputFile | Path, cfg: IngestConfig, stem: str | None = No
     item = as_input(item)
     stem = stem or item.stem
     started = time.perf_counter()
+    if cfg.run_gx:  # GX's import and context build on the other core while the rows stream
+        start_worker(cfg.docs_dir)
     contract = load_contract(cfg.contract_path)
     clock = Clock(contract.pm_hours, contract.late_hours)
     while True:
@@ -245,12 +259,15 @@ def _ingest_rows(source: RawSource, cfg: IngestConfig, stem: str, report: FileRe
         if rows_in == 0:
             raise FileLevelError("header only, no data rows")
         report.sha256 = data.sha256()  # every byte has been read and hashed by now
+        pending = None
         if sample is not None and (table := sample.table()) is not None:
-            _validate_sample(table, sample.rows_seen, cfg, stem, report)
-        behind.wait()
+            pending = submit(load_suite(), table, stem, cfg.docs_dir, cfg.gx_timeout_s)
+        behind.wait()  # the last batches are written while GX validates the sample
         if rows_in != curated.rows + quarantine.rows:
             raise AccountingError(f"{data.item.source}: rows in {rows_in} != curated {curated.rows}"
                                   f" + quarantined {quarantine.rows}")
+        if pending is not None:
+            _record_validation(pending, table.num_rows, sample.rows_seen, cfg, stem, report)
     except BaseException:
         behind.close()
         curated.abort()
@@ -294,13 +311,13 @@ def _first_valid(column: pa.ChunkedArray) -> str | None:
     return valid[0].as_py().isoformat() if len(valid) else None
 
 
-def _validate_sample(table: pa.Table, rows_seen: int, cfg: IngestConfig, stem: str,
-                     report: FileReport) -> None:
-    result = validate_table(load_suite(), table, stem, cfg.validation_dir / "data_docs")
-    summary = {**result.summary, "sample_rows": table.num_rows, "rows_offered": rows_seen,
+def _record_validation(pending: PendingValidation, sample_rows: int, rows_seen: int,
+                       cfg: IngestConfig, stem: str, report: FileReport) -> None:
+    result = pending.result()  # GXWorkerError (a file-level error) when GX gave no result
+    summary = {**result.summary, "sample_rows": sample_rows, "rows_offered": rows_seen,
                "sample_seed": cfg.gx_seed}
     report.validation_success = result.success
-    report.validation_sample_rows = table.num_rows
+    report.validation_sample_rows = sample_rows
     report.failed_expectations = result.failed()
     write_json_atomic(cfg.validation_dir / f"{stem}.json",
                       {"source": report.source, "summary": summary, "gx_results": result.gx_results})
@@ -369,11 +386,10 @@ def finish_validation(cfg: IngestConfig) -> Path | None:
     """Build the run's Data Docs HTML (``OUT/validation/data_docs/index.html``)."""
     if not cfg.run_gx:
         return None
-    docs = cfg.validation_dir / "data_docs"
     try:
-        return build_data_docs(docs)
+        return build_data_docs(cfg.docs_dir, cfg.gx_timeout_s)
     finally:
-        forget_context(docs)
+        forget_context(cfg.docs_dir)  # stops the run's GX worker
 
 
 def capture_order(reports: list[FileReport]) -> tuple[list[FileReport], FileOrder]:

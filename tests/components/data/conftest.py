@@ -58,3 +58,12 @@ class Real:
 @pytest.fixture
 def real(shared_data, tmp_path) -> Real:
     return Real(shared_data, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_gx_worker_left():
+    """A test that ingests with GX but never finishes a run leaves no GX worker process behind."""
+    yield
+    from components.data.gx_validation import stop_all_workers
+
+    stop_all_workers()
