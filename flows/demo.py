@@ -12,6 +12,7 @@ from prefect import flow
 
 from components.detect import defaults
 from components.detect.fit import DetectorConfig, TrainJob
+from components.detect.night_report import detection_lines, host_lines
 from components.learn.training import TrainConfig
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
@@ -55,9 +56,11 @@ def _print_where_to_look(settings: Settings, workdir: Path, summary: dict) -> No
           f"test AUROC {retrain['test_auroc']:.3f}, FPR {retrain['test_fpr']:.3f}")
     print(f"Champion:         version {retrain['champion']} ({retrain['decision']})")
     print(f"Scored Friday:    {scored['flows']:,} flows, {scored['anomalies']:,} flagged ({scored['rate']:.1%})")
-    for label, counts in scored["by_label"].items():
-        share = counts["anomalies"] / counts["flows"] if counts["flows"] else 0.0
-        print(f"  {label:<12} {counts['flows']:>7,} flows, {share:6.1%} flagged")
+    for line in host_lines(scored.get("entities")):
+        print(f"  {line}")
+    print("  every attack of the night, found or missed:")
+    for line in detection_lines(scored):
+        print(f"  {line}")
     if scored["top_flows"]:
         top = scored["top_flows"][0]
         print(f"  worst flow: {top.get('source_file')} row {top.get('row_number')} "

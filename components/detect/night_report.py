@@ -60,6 +60,7 @@ class FileStats:
         self.benign_quantiles = _benign_quantiles(detector, self.entity_calibration)
         self.entities = {kind: EntityTable(kind, detector.feature_names) for kind in KINDS}
         self.without_entities: dict[str, str] = {}  # file -> why its flows have no entity
+        self.attack_sources: Counter = Counter()  # (label, source_ip) of labelled attack flows
         # each file draws its own sample keys (seeded from its name): merged files are independent samples
         self.drift = (DriftAccumulator(detector.reference, detector.feature_names, key=source or "")
                       if detector.reference else None)
@@ -83,8 +84,11 @@ class FileStats:
             self._count_values(hours, flagged, self.by_hour, self.anomalies_by_hour)
         self._keep_top(table, scores)
         self._add_entities(table, scores, flagged, top)
+        attack, labelled = _attacks(table)
+        if attack is not None and attack.any() and "source_ip" in table.column_names:
+            picked = table.filter(pa.array(attack)).select(["label", "source_ip"])
+            self.attack_sources.update(zip(picked.column("label").to_pylist(), picked.column("source_ip").to_pylist()))
         if self.drift is not None and x is not None:
-            attack, labelled = _attacks(table)
             self.drift.add(x, scores, flagged=flagged, attack=attack, labelled=labelled, rows=_row_ids(table))
 
     def _add_entities(self, table: pa.Table, scores: np.ndarray, flagged: np.ndarray, top: np.ndarray | None) -> None:
@@ -150,6 +154,7 @@ class FileStats:
         for kind, entities in self.entities.items():
             entities.merge(other.entities[kind])
         self.without_entities.update(other.without_entities)
+        self.attack_sources.update(other.attack_sources)
 
     def entity_report(self, budget: float, max_rate: float) -> dict:
         """The night's entities: hosts (source IPs) and source -> destination pairs, ranked and
@@ -182,6 +187,8 @@ class FileStats:
                         for h in sorted(self.by_hour)},
             "by_label": {k: {"flows": self.by_label[k], "anomalies": self.anomalies_by_label[k]}
                          for k in sorted(self.by_label)},
+            "attack_sources": {label: {str(ip): n for (lab, ip), n in self.attack_sources.items() if lab == label}
+                               for label in sorted({lab for lab, _ in self.attack_sources})},
         }
 
     def drift_report(self):
@@ -244,6 +251,27 @@ def host_lines(entities: dict | None, shown: int = 5) -> list[str]:
         lines.append(f"  {mark} {row['entity']:<16} score {row['score']:.3f}  {row['flows']:>7,} flows, "
                      f"{row['flagged_flows']:,} flagged, {row['destination_ports']} ports, "
                      f"top: {', '.join(row['top_features'][:2])}")
+    return lines
+
+
+def detection_lines(summary: dict) -> list[str]:
+    """Per attack label of a labelled night: found at flow level, at host level (a source host
+    that sent it is flagged), or missed, said in so many words."""
+    hosts = (summary.get("entities") or {}).get("hosts") or {}
+    rank = {r["entity"]: i + 1 for i, r in enumerate(hosts.get("table", []))}
+    flagged = {r["entity"] for r in hosts.get("table", []) if r["flagged"]}
+    lines = []
+    for label, counts in summary.get("by_label", {}).items():
+        if label.upper() == "BENIGN":
+            continue
+        share = counts["anomalies"] / counts["flows"] if counts["flows"] else 0.0
+        sources = summary.get("attack_sources", {}).get(label, {})
+        found = sorted(ip for ip in sources if ip in flagged)
+        where = (f"host level: {', '.join(f'{ip} flagged, rank {rank[ip]}' for ip in found)}" if found
+                 else "host level: missed" + (f" ({', '.join(sorted(sources))} not flagged)" if sources else ""))
+        verdict = "found" if found or counts["anomalies"] else "MISSED"
+        lines.append(f"  {label:<18} {verdict:<6} flow level: {counts['anomalies']:,} of {counts['flows']:,} "
+                     f"flows flagged ({share:.1%}); {where}")
     return lines
 
 

@@ -43,3 +43,14 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(tmp_path):
     assert summary["flows"] == 3000 and [f["status"] for f in summary["files"]] == ["ok", "ok"]
     assert set(summary["by_label"]) == {"BENIGN", "DDoS", "PortScan"}
     assert f"Scored Friday:    3,000 flows, {summary['anomalies']:,} flagged" in out
+
+    # The night leads with its hosts, and every attack of the generator is found or named as missed.
+    assert next(iter(summary)) == "entities"
+    hosts = summary["entities"]["hosts"]
+    assert "hosts to look at:" in out and hosts["ranked"] >= 2
+    for label in ("DDoS", "PortScan"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(label) and "flow level:" in x)
+        counts = summary["by_label"][label]
+        found = counts["anomalies"] > 0 or any(
+            r["flagged"] and r["entity"] in summary["attack_sources"][label] for r in hosts["table"])
+        assert ("found" if found else "MISSED") in line, line
