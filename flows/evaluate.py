@@ -31,7 +31,8 @@ def evaluate_model_task(model_uri: str, data: str, include_training_data: bool =
         scored = evaluate_data(detector, Path(data), include_training_data=include_training_data)
         left = scored.left_out
         result = evaluate(scored.scores, scored.labels, detector.threshold, scored.window_scores,
-                          scored.window_labels)
+                          scored.window_labels,
+                          entity=scored.entity_evaluation(detector, settings.host_budget, settings.host_max_rate))
         log_evaluation(scored, result, detector, prefix="")
         mlflow.log_metrics({"left_out_flows": 0 if left.included else left.flows,
                             "training_flows_counted": left.flows if left.included else 0})

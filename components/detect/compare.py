@@ -28,6 +28,7 @@ from components.data.capture_order import DAYS, TIMESTAMP, FileOrder, capture_ke
 from components.detect.evaluation import Evaluation, evaluate, recall_at_fpr
 from components.detect.fit import EvalSet, FitResult, TrainJob, fit_detector, score_test
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES
+from components.settings import load_settings
 
 #: name in a comparison -> (model, overrides of the job's training config)
 SPECS: dict[str, tuple[str, dict]] = {
@@ -125,6 +126,9 @@ class ModelResult:
                     "window_auroc": e.window.get("auroc", math.nan), "threshold": e.threshold,
                     "epochs": len(self.fit.train.history), "best_epoch": self.fit.train.best_epoch,
                     "seconds": round(self.seconds, 1)})
+        if e.entity.get("available"):
+            row.update({"entity_auroc": e.entity["auroc"], "entity_recall@budget": e.entity["recall_at_budget"],
+                        "benign_hosts_flagged_per_night": e.entity["benign_flagged_per_night"]})
         row.update({f"recall {k}": v for k, v in e.recall_per_label.items()})
         for label, auroc in e.auroc_per_label.items():
             row[f"auroc {label}"] = auroc
@@ -138,8 +142,10 @@ def run_model(spec: str, job: TrainJob, on_epoch=None, progress: bool = False) -
     started = time.perf_counter()
     fit = fit_detector(job_for(spec, job), on_epoch=on_epoch, progress=progress)
     scored = score_test(fit.detector, fit.data)
+    settings = load_settings()
     result = evaluate(scored.scores, scored.labels, fit.detector.threshold, scored.window_scores,
-                      scored.window_labels)
+                      scored.window_labels,
+                      entity=scored.entity_evaluation(fit.detector, settings.host_budget, settings.host_max_rate))
     return ModelResult(spec, fit, scored, result, time.perf_counter() - started)
 
 

@@ -37,6 +37,7 @@ class Evaluation:
     oracle_threshold: float = math.nan
     oracle_f1: float = math.nan
     window: dict[str, float] = field(default_factory=dict)
+    entity: dict = field(default_factory=dict)  # ``entities.entity_evaluation`` (hosts per night)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +50,9 @@ class Evaluation:
         out.update({f"recall.{_key(k)}": v for k, v in self.recall_per_label.items()})
         out.update({f"auroc.{_key(k)}": v for k, v in self.auroc_per_label.items()})
         out.update({f"window_{k}": v for k, v in self.window.items()})
+        if self.entity.get("available"):
+            out.update({f"entity_{k}": self.entity[k] for k in
+                        ("auroc", "recall_at_budget", "benign_flagged_per_night", "attacking_in_top3", "hosts")})
         return {f"{prefix}{k}": float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 
@@ -65,7 +69,7 @@ def _safe(fn, *args) -> float:
 
 def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float,
              window_scores: np.ndarray | None = None, window_labels: np.ndarray | None = None,
-             benign: str = BENIGN) -> Evaluation:
+             benign: str = BENIGN, entity: dict | None = None) -> Evaluation:
     scores = np.asarray(scores, np.float64)
     labels = np.asarray(labels, dtype=object)
     is_attack = labels != benign
@@ -101,7 +105,7 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float,
         threshold=float(threshold),
         confusion={"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
         recall_per_label=per_label, flows_per_label=per_count, auroc_per_label=per_auroc,
-        oracle_threshold=oracle_t, oracle_f1=oracle_f1, window=window)
+        oracle_threshold=oracle_t, oracle_f1=oracle_f1, window=window, entity=dict(entity or {}))
 
 
 def recall_at_fpr(attack_scores: np.ndarray, benign_scores: np.ndarray, fpr: float = 0.01) -> float:
@@ -153,6 +157,13 @@ def summary_table(evaluation: Evaluation) -> str:
         rows.append(f"| {name} | {_fmt(value)} |")
     for k, v in e.window.items():
         rows.append(f"| window {k} | {_fmt(v)} |")
+    if e.entity.get("available"):
+        n = e.entity
+        rows += [f"| host AUROC ({n['hosts']} hosts, {n['nights']} nights) | {_fmt(n['auroc'])} |",
+                 f"| attacking hosts flagged at {n['budget']:g} benign/night | {_fmt(n['recall_at_budget'])} |",
+                 f"| benign hosts flagged per night | {_fmt(n['benign_flagged_per_night'])} |"]
+    elif e.entity:
+        rows.append(f"| host figures | n/a: {e.entity.get('reason')} |")
     rows += ["", "| label | flows | recall @ threshold | AUROC vs benign |", "|---|---|---|---|"]
     for label, recall in e.recall_per_label.items():
         rows.append(f"| {label} | {e.flows_per_label[label]} | {_fmt(recall)} | "

@@ -39,7 +39,12 @@ from components.data.readers import sha256_file
 from components.detect.calibration import calibrate
 from components.detect.detector import Detector, contract_version
 from components.detect.drift import build_reference
-from components.detect.entities import EntityRule, calibrate_entities
+from components.detect.entities import (
+    EntityCalibration,
+    EntityRule,
+    calibrate_entities,
+    entity_evaluation,
+)
 from components.detect.evaluation import window_labels
 from components.detect.flow_scores import FlowRule
 from components.learn.dataset import (
@@ -109,11 +114,21 @@ class EvalSet:
     window_labels: np.ndarray
     left_out: LeftOut | None = None  # what was not counted and why (``evaluate_*`` fill it)
     row_number: np.ndarray | None = None  # 1-based row in its file, where known
+    hosts: np.ndarray | None = None  # source host per flow (None where unknown), for entity figures
+    nights: np.ndarray | None = None  # capture day per flow (its timestamp's date, else its file)
+
+    def entity_evaluation(self, detector: Detector, budget: float = 1.0, max_rate: float = 0.05) -> dict:
+        """Entity AUROC and recall at the host budget of these test flows (``entities``)."""
+        calibration = EntityCalibration.from_dict(detector.calibration.entity if detector.calibration else None)
+        nights = self.nights if self.nights is not None else self.files
+        return entity_evaluation(self.scores, self.labels, self.hosts, nights, calibration, budget, max_rate)
 
     def subset(self, mask: np.ndarray) -> EvalSet:
         rows = self.row_number[mask] if self.row_number is not None else None
+        pick = (lambda a: a[mask] if a is not None else None)
         return EvalSet(self.flow_index[mask], self.scores[mask], self.labels[mask], self.files[mask],
-                       self.top_features[mask], self.window_scores, self.window_labels, self.left_out, rows)
+                       self.top_features[mask], self.window_scores, self.window_labels, self.left_out, rows,
+                       pick(self.hosts), pick(self.nights))
 
 
 class DataChanged(RuntimeError):
@@ -518,8 +533,24 @@ def _score_counted(detector: Detector, flows: FlowSet, counted: np.ndarray, devi
     runs = [r for r in runs if counted[r].any()]
     scored = score_runs(detector, flows.x, runs, flows.labels, _file_names(flows), device, counted=counted)
     scored.row_number = np.asarray(flows.row_number)[scored.flow_index]
+    scored.hosts, scored.nights = _hosts_and_nights(flows, scored.flow_index)
     return scored
 
 
 def _file_names(flows: FlowSet) -> np.ndarray:
     return np.asarray([f.name for f in flows.files], dtype=object)[flows.file_index]
+
+
+def _hosts_and_nights(flows: FlowSet, index: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Source host (None unknown) and capture day (timestamp's date, else the file) of flows."""
+    files = _file_names(flows)[index]
+    nights = files.astype(object)
+    if flows.timestamp is not None:
+        stamps = flows.timestamp[index]
+        known = ~np.isnat(stamps)
+        nights[known] = stamps[known].astype("datetime64[D]").astype(str)
+    if flows.host_codes is None or flows.host_names is None:
+        return None, nights
+    codes = flows.host_codes[index]
+    names = np.asarray(list(flows.host_names) + [None], dtype=object)
+    return names[np.where(codes >= 0, codes, len(names) - 1)], nights

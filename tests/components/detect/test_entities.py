@@ -132,3 +132,18 @@ def test_benign_rank_is_uniform_on_benign_scores_and_calibration_without_hosts_u
     assert cal.formed_by.startswith("blocks of 20") and cal.entities > 900
     hosts = np.repeat(np.arange(100), 50).astype(float)
     assert calibrate_entities(scores, hosts=hosts).formed_by == "source hosts"
+
+
+def test_evaluation_reports_host_figures_per_night(night_data):
+    from components.detect.evaluation import evaluate
+    from components.detect.fit import evaluate_data
+
+    folder, detector = night_data
+    scored = evaluate_data(detector, folder)
+    figures = scored.entity_evaluation(detector)
+    assert figures["available"] and figures["nights"] == 1  # all of 7/7/2017
+    assert figures["attacking_hosts"] == 1 and figures["attacking_in_top3"] == 1
+    assert figures["recall_at_budget"] == 1.0 and figures["auroc"] == 1.0
+    assert figures["benign_flagged_per_night"] <= 1.0
+    evaluation = evaluate(scored.scores, scored.labels, detector.threshold, entity=figures)
+    assert evaluation.metrics()["entity_auroc"] == 1.0
