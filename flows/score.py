@@ -305,7 +305,8 @@ def score_flow(job: ScoreJob) -> dict:
     pending = []
     for item, out, stem, key in planned:
         path = Path(item.path)
-        parts = split_parts(path, job.part_rows) if item.member is None and not item.gzipped else None
+        whole = item.member is not None or item.gzipped or detector.host_windows  # host windows span the file
+        parts = split_parts(path, job.part_rows) if not whole else None
         clock = "unknown"
         if parts is not None:
             try:

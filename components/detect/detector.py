@@ -26,6 +26,7 @@ import torch
 from components.data.contract import load_contract
 from components.detect.calibration import Calibration
 from components.detect.flow_scores import FlowRule, FlowScorer, ScoredFlows
+from components.detect.host_windows import score_by_host
 from components.detect.serving import typed_rows
 from components.learn.features import FeatureTransform
 from components.learn.models import BASELINES, build_model
@@ -62,6 +63,18 @@ class Detector:
                           keep_feature_errors=keep_feature_errors, device=device, batch_size=batch_size,
                           start=start)
 
+    @property
+    def host_windows(self) -> bool:
+        return self.rule.windows == "host"
+
+    def score_sequence(self, x: np.ndarray, hosts: np.ndarray | None = None, times: np.ndarray | None = None,
+                       keep_feature_errors: bool = False, device: str = "cpu") -> ScoredFlows:
+        """Per-flow scores of one file's scaled flows, with the model's windows: the file's
+        consecutive flows, or each source host's (``hosts``, ``times``; ``host_windows``)."""
+        if self.host_windows:
+            return score_by_host(lambda: self.scorer(keep_feature_errors, device=device), x, hosts, times)
+        return self.scorer(keep_feature_errors, device=device).score_all(x)
+
     def scale(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw or curated rows (any header variant) -> scaled float32 [N, F], typed and scaled
         exactly as ``flowae score`` types and scales a log's rows."""
@@ -69,11 +82,14 @@ class Detector:
 
     def score_frame(self, frame: pd.DataFrame, device: str = "cpu") -> ScoredFlows:
         """Per-flow scores of ``frame`` in input order, runs split where ``source_file`` changes."""
-        x = self.scale(frame)
+        typed = typed_rows(frame)
+        x = self.transform.scale_rows(typed)
+        hosts, times = identifiers(typed)
         runs = file_runs(frame)
         parts = []
         for lo, hi in runs:
-            part = self.scorer(device=device).score_all(x[lo:hi])
+            part = self.score_sequence(x[lo:hi], None if hosts is None else hosts[lo:hi],
+                                       None if times is None else times[lo:hi], device=device)
             part.first = lo
             if part.window_starts is not None:
                 part.window_starts = part.window_starts + lo
@@ -136,6 +152,18 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def identifiers(table) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(source host, timestamp) per row of a typed Arrow table, where it has them: what host
+    windows group and order by (never model inputs)."""
+    hosts = times = None
+    if "source_ip" in table.column_names:
+        hosts = np.asarray(table.column("source_ip").to_pylist(), dtype=object)
+    if "timestamp" in table.column_names:
+        times = np.asarray(table.column("timestamp").cast("timestamp[ms]").to_numpy(zero_copy_only=False),
+                           dtype="datetime64[ms]")
+    return hosts, times
 
 
 def file_runs(frame: pd.DataFrame) -> list[tuple[int, int]]:

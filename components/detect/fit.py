@@ -200,7 +200,8 @@ def prepare_job(job: TrainJob) -> JobData:
     flows = load_flows(files, feature_names=_training_features(training_files))
     in_training = np.isin(flows.file_index, [files.index(f) for f in training_files])
     data = prepare(flows, in_training, job.split, job.train.window, job.train.stride,
-                   scaler=job.train.scaler, max_train_windows=job.train.max_train_windows)
+                   scaler=job.train.scaler, max_train_windows=job.train.max_train_windows,
+                   host_windows=job.detector.rule.windows == "host")
     return JobData(data, files, training_files, order, digests)
 
 
@@ -275,8 +276,9 @@ def _benign_scores(detector: Detector, data: PreparedData, role: int, limit: int
     codes = data.flows.host_codes
     scores, errors, inputs, total = [], [], [], 0
     for run in data.runs(role):
-        scorer = detector.scorer(keep_feature_errors=keep_errors, device=device)  # uncalibrated: own scores
-        part = scorer.score_all(data.x[run[0]:run[-1] + 1])
+        hosts_of, times_of = _run_identifiers(data.flows, run)
+        part = detector.score_sequence(data.x[run[0]:run[-1] + 1], hosts_of, times_of,  # uncalibrated: own scores
+                                       keep_feature_errors=keep_errors, device=device)
         keep = benign[run]
         scores.append(part.scores[keep])
         inputs.append(np.asarray(data.x[run[0]:run[-1] + 1])[keep])
@@ -297,15 +299,18 @@ def _benign_scores(detector: Detector, data: PreparedData, role: int, limit: int
 
 
 def score_runs(detector: Detector, x: np.ndarray, runs: list[np.ndarray], labels: np.ndarray,
-               file_names: np.ndarray, device: str = "cpu", counted: np.ndarray | None = None) -> EvalSet:
+               file_names: np.ndarray, device: str = "cpu", counted: np.ndarray | None = None,
+               flow_set: FlowSet | None = None) -> EvalSet:
     """Score contiguous runs of scaled flows (one file each) the way the packaged model does.
 
     ``counted`` (one flag per flow of ``x``) keeps only those flows, and only the windows whose
     real flows are all counted; the others still give the counted flows their context.
+    ``flow_set`` (the flows of ``x``) gives host windows their hosts and timestamps.
     """
     flows, scores, tops, w_scores, w_labels = [], [], [], [], []
     for run in runs:
-        part = detector.scorer(device=device).score_all(x[run[0]:run[-1] + 1])
+        hosts_of, times_of = _run_identifiers(flow_set, run) if flow_set is not None else (None, None)
+        part = detector.score_sequence(x[run[0]:run[-1] + 1], hosts_of, times_of, device=device)
         n = len(run)
         keep = np.ones(n, bool) if counted is None else np.asarray(counted[run], bool)
         starts = part.window_starts
@@ -531,7 +536,8 @@ def _score_counted(detector: Detector, flows: FlowSet, counted: np.ndarray, devi
     bounds = np.flatnonzero(np.diff(flows.file_index)) + 1
     runs = np.split(np.arange(len(flows)), bounds) if len(flows) else []
     runs = [r for r in runs if counted[r].any()]
-    scored = score_runs(detector, flows.x, runs, flows.labels, _file_names(flows), device, counted=counted)
+    scored = score_runs(detector, flows.x, runs, flows.labels, _file_names(flows), device, counted=counted,
+                        flow_set=flows)
     scored.row_number = np.asarray(flows.row_number)[scored.flow_index]
     scored.hosts, scored.nights = _hosts_and_nights(flows, scored.flow_index)
     return scored
@@ -554,3 +560,13 @@ def _hosts_and_nights(flows: FlowSet, index: np.ndarray) -> tuple[np.ndarray | N
     codes = flows.host_codes[index]
     names = np.asarray(list(flows.host_names) + [None], dtype=object)
     return names[np.where(codes >= 0, codes, len(names) - 1)], nights
+
+
+def _run_identifiers(flows: FlowSet, run: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Host codes (NaN unknown) and timestamps of a contiguous run of flows, for host windows."""
+    lo, hi = run[0], run[-1] + 1
+    hosts = None
+    if flows.host_codes is not None:
+        codes = flows.host_codes[lo:hi].astype(np.float64)
+        hosts = np.where(codes >= 0, codes, np.nan)
+    return hosts, (flows.timestamp[lo:hi] if flows.timestamp is not None else None)

@@ -39,6 +39,9 @@ class FlowRule(BaseModel):
 
     stride: int | None = Field(default=None, ge=1)
     aggregate: str = Field(default="mean", pattern="^(mean|max)$")
+    #: "global": windows of a file's consecutive flows; "host": of one source host's consecutive
+    #: flows in timestamp order (``host_windows``; global order where a log has no identifiers)
+    windows: str = Field(default="global", pattern="^(global|host)$")
 
     def stride_for(self, window: int) -> int:
         return min(self.stride or window, window)

@@ -30,7 +30,7 @@ from components.data.ingest import as_input
 from components.data.inputs import InputFile
 from components.data.outputs import AtomicParquetWriter
 from components.data.readers import iter_parquet_batches
-from components.detect.detector import OUTPUT_COLUMNS, Detector
+from components.detect.detector import OUTPUT_COLUMNS, Detector, identifiers
 from components.detect.flow_scores import ScoredFlows
 from components.detect.night_report import FileStats
 from components.detect.serving import open_log, open_log_rows
@@ -106,6 +106,8 @@ def score_part(detector: Detector, path: Path, target: Path, start: int, stop: i
     file: the part also reads the ``T - 1`` flows on each side that its windows need, and its
     timestamps on the clock decided for the whole file (``clock``: ``serving.parquet_clock``)."""
     started = time.perf_counter()
+    if detector.host_windows:
+        raise ValueError("a host-window model scores a file whole: score_file, not score_part")
     stride = detector.rule.stride_for(detector.window)
     first = (max(0, start - detector.window + 1) // stride) * stride
     last = min(n_rows, stop + detector.window - 1)
@@ -214,16 +216,21 @@ def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: 
     names = np.asarray(detector.feature_names, dtype=object)
     pending: list[tuple[pa.Table, np.ndarray]] = []
     rows = 0
+    by_host = detector.host_windows  # a host's windows reach anywhere in the file: score it whole
     try:
         with closing(prefetch(_rebatch(log.batches, batch_rows), name="flowae-log-reader")) as batches:
             for batch in batches:
                 pending.append((batch, scale(detector, batch)))
                 rows += batch.num_rows
-                _write_scored(behind, writer, pending, scorer.feed(pending[-1][1]), names, detector, version,
-                              stats, keep)
+                if not by_host:
+                    _write_scored(behind, writer, pending, scorer.feed(pending[-1][1]), names, detector, version,
+                                  stats, keep)
                 if on_progress is not None:
                     on_progress(log.bytes_read, log.size_bytes, rows)
-        tail = scorer.finish() if file_end else scorer.emit_until(keep[1])
+        if by_host:
+            tail = _score_whole_by_host(detector, pending, scorer.device)
+        else:
+            tail = scorer.finish() if file_end else scorer.emit_until(keep[1])
         _write_scored(behind, writer, pending, tail, names, detector, version, stats, keep)
         left = sum(t.num_rows for t, _ in pending)
         if left and (keep is None or file_end):
@@ -237,6 +244,16 @@ def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: 
     finally:
         behind.close()
         log.close()
+
+
+def _score_whole_by_host(detector: Detector, pending: list[tuple[pa.Table, np.ndarray]], device: str) -> ScoredFlows:
+    """A host-window model's scores of a whole file (every batch read): memory grows with the
+    file, unlike the streaming path of global windows."""
+    if not pending:
+        return ScoredFlows.concat([])
+    table = pa.concat_tables([t for t, _ in pending], promote_options="default")
+    hosts, times = identifiers(table)
+    return detector.score_sequence(np.concatenate([x for _, x in pending]), hosts, times, device=device)
 
 
 def scale(detector: Detector, batch: pa.Table) -> np.ndarray:

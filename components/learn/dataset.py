@@ -180,6 +180,7 @@ class PreparedData:
     train_idx: np.ndarray
     val_idx: np.ndarray
     stride: int = 1
+    host_windows: bool = False
 
     @property
     def x(self) -> np.ndarray:
@@ -198,12 +199,13 @@ class PreparedData:
 
 
 def prepare(flows: FlowSet, in_training_files: np.ndarray, split_cfg: SplitConfig, window: int,
-            stride: int, scaler: Scaler = "standard", max_train_windows: int | None = None
-            ) -> PreparedData:
+            stride: int, scaler: Scaler = "standard", max_train_windows: int | None = None,
+            host_windows: bool = False) -> PreparedData:
     """Split by time, fit the transform on benign training flows only, scale in place, window.
 
     Training windows lie inside training runs, validation windows inside validation runs, and
-    only windows whose every flow is benign are used for either.
+    only windows whose every flow is benign are used for either. ``host_windows``: each window
+    holds one source host's consecutive flows (timestamp order) inside a run (``window_groups``).
     """
     is_benign = flows.is_benign
     split = split_flows(is_benign, in_training_files, split_cfg)
@@ -216,8 +218,7 @@ def prepare(flows: FlowSet, in_training_files: np.ndarray, split_cfg: SplitConfi
         raise CuratedDataError("every feature is constant on the benign training flows")
     flows.x = transform.apply_log(flows.x, flows.feature_names)
     flows.feature_names = list(transform.feature_names)
-    runs = segment_runs(flows.file_index, split.roles)
-    windows = build_windows(flows.x, window, stride, groups=runs)
+    windows = build_windows(flows.x, window, stride, *window_groups(flows, split, host_windows))
     window_roles = split.roles[windows.starts] if len(windows) else np.zeros(0, np.int8)
     benign = benign_window_mask(is_benign, windows)
     train_idx = np.flatnonzero(benign & (window_roles == TRAIN))
@@ -231,7 +232,23 @@ def prepare(flows: FlowSet, in_training_files: np.ndarray, split_cfg: SplitConfi
             f"not enough benign flows for windows of {window}: {len(train_idx)} training and "
             f"{len(val_idx)} validation windows from {counts['train']['benign']} and "
             f"{counts['validation']['benign']} benign flows")
-    return PreparedData(flows, split, transform, windows, window_roles, train_idx, val_idx, stride)
+    return PreparedData(flows, split, transform, windows, window_roles, train_idx, val_idx, stride, host_windows)
+
+
+def window_groups(flows: FlowSet, split: Split, host_windows: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(group key per flow, order inside groups): runs of one file and split role; with
+    ``host_windows`` also one source host, ordered by timestamp (flows without a host: one group
+    per run, in file order)."""
+    runs = segment_runs(flows.file_index, split.roles)
+    if not host_windows or flows.host_codes is None:
+        return runs, None
+    hosts = flows.host_codes.astype(np.int64) + 1  # 0: unknown host
+    groups = runs.astype(np.int64) * (int(hosts.max()) + 1) + hosts
+    if flows.timestamp is None:
+        return groups, np.zeros(len(flows), np.int64)
+    stamps = flows.timestamp.astype("datetime64[ms]")
+    within = np.where(np.isnat(stamps) | (hosts == 0), np.iinfo(np.int64).min, stamps.astype(np.int64))
+    return groups, within
 
 
 __all__ = ["CALIBRATION", "TEST", "TRAIN", "VALIDATION", "FlowSet", "PreparedData", "load_flows",
@@ -253,10 +270,13 @@ def save_prepared(data: PreparedData, folder: Path) -> Path:
               "train_idx": data.train_idx, "val_idx": data.val_idx}
     if flows.host_codes is not None:
         arrays["host_codes"] = flows.host_codes
+    if flows.timestamp is not None:
+        arrays["timestamp"] = flows.timestamp.astype("datetime64[ms]").astype(np.int64)
     np.savez(folder / "flows.npz", **arrays)
     meta = {"files": [str(f) for f in flows.files], "label_names": flows.label_names,
             "feature_names": flows.feature_names, "cuts": list(data.split.cuts),
-            "window": data.windows.window, "stride": data.stride, "host_names": flows.host_names}
+            "window": data.windows.window, "stride": data.stride, "host_names": flows.host_names,
+            "host_windows": data.host_windows}
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     data.transform.save(folder / "transform.json")
     return folder
@@ -271,10 +291,11 @@ def load_prepared(folder: Path) -> PreparedData:
     flows = FlowSet([Path(f) for f in meta["files"]], arrays["file_index"], arrays["row_number"],
                     arrays["label_codes"], list(meta["label_names"]), x, list(meta["feature_names"]),
                     host_codes=arrays.get("host_codes"),
-                    host_names=meta.get("host_names"))
+                    host_names=meta.get("host_names"),
+                    timestamp=arrays["timestamp"].astype("datetime64[ms]") if "timestamp" in arrays else None)
     split = Split(arrays["roles"], tuple(meta["cuts"]))  # type: ignore[arg-type]
-    runs = segment_runs(flows.file_index, split.roles)
-    windows = build_windows(x, int(meta["window"]), int(meta["stride"]), groups=runs)
+    host_windows = bool(meta.get("host_windows", False))
+    windows = build_windows(x, int(meta["window"]), int(meta["stride"]), *window_groups(flows, split, host_windows))
     window_roles = split.roles[windows.starts] if len(windows) else np.zeros(0, np.int8)
     return PreparedData(flows, split, FeatureTransform.load(folder / "transform.json"), windows,
-                        window_roles, arrays["train_idx"], arrays["val_idx"], int(meta["stride"]))
+                        window_roles, arrays["train_idx"], arrays["val_idx"], int(meta["stride"]), host_windows)

@@ -115,13 +115,15 @@ class Windows:
         return per_flow if self.order is None else per_flow[self.order]
 
 
-def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | None = None) -> Windows:
+def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | None = None,
+                  within: np.ndarray | None = None) -> Windows:
     """Windows of ``window`` consecutive flows every ``stride`` flows of ``x`` [N, F].
 
     With ``groups`` (one key per flow: the file and split segment, or e.g. the source IP) a window
     only holds flows of one group, and windows start every ``stride`` flows from the start of each
     group. Groups that are contiguous runs (the default: files and split segments) need no copy;
     interleaved groups are stably sorted first (time order kept inside each group; one copy of x).
+    ``within`` (e.g. timestamps) orders the flows inside each group first (ties keep their order).
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -136,7 +138,11 @@ def build_windows(x: np.ndarray, window: int, stride: int, groups: np.ndarray | 
         raise ValueError(f"groups has {len(groups)} entries for {len(x)} flows")
     codes, _ = pd.factorize(groups, use_na_sentinel=False)
     changes = np.flatnonzero(codes[1:] != codes[:-1]) if len(x) else np.zeros(0, np.int64)
-    if len(changes) == (codes.max() if len(x) else 0):
+    if within is not None and len(x):
+        order = np.lexsort((np.arange(len(x)), np.asarray(within), codes))
+        sorted_codes = codes[order]
+        base = x[order]
+    elif len(changes) == (codes.max() if len(x) else 0):
         # every group is one contiguous run (files, split segments): windows are views of x itself
         order, sorted_codes, base = None, codes, x
     else:

@@ -12,8 +12,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from components.detect.entities import EntityCalibration, EntityRule, EntityTable, benign_rank, calibrate_entities
-from components.detect.night_report import FileStats
+from components.detect.entities import (
+    EntityCalibration,
+    EntityRule,
+    EntityTable,
+    benign_rank,
+    calibrate_entities,
+)
 from components.detect.scoring import score_file
 
 BENIGN_HEAD = "friday-afternoon-benign-head.TrafficLabelling.csv"
@@ -147,3 +152,31 @@ def test_evaluation_reports_host_figures_per_night(night_data):
     assert figures["benign_flagged_per_night"] <= 1.0
     evaluation = evaluate(scored.scores, scored.labels, detector.threshold, entity=figures)
     assert evaluation.metrics()["entity_auroc"] == 1.0
+
+
+def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(night_data, tmp_path):
+    from components.detect.fit import DetectorConfig, TrainJob, fit_detector
+    from components.detect.flow_scores import FlowRule
+    from components.learn.training import TrainConfig
+
+    folder, _ = night_data
+    job = TrainJob(data=folder, files=("friday-benign-after-299.MachineLearningCVE",),
+                   train=TrainConfig(model="lstm_ae", epochs=1, window=4, stride=2, hidden=8, batch_size=256,
+                                     device="cpu", seed=0),
+                   detector=DetectorConfig(calibration="quantile", rule=FlowRule(windows="host")))
+    detector = fit_detector(job, progress=False).detector
+    assert detector.host_windows
+    stems = ["friday-afternoon-benign-head.TrafficLabelling", "friday-ddos-1000.TrafficLabelling"]
+    log = night_file(folder, stems, tmp_path / "night.parquet")
+    result = score_file(detector, log, tmp_path, "night", "1", batch_rows=100)
+    assert result.status == "ok", result.error
+    scored = pq.read_table(result.output)
+    assert scored.num_rows == pq.read_metadata(log).num_rows
+    assert np.isfinite(scored.column("anomaly_score").to_numpy()).all()
+    # the attacker's flows score the same without the benign hosts' flows around them
+    attacker = pc.equal(scored.column("source_ip"), ATTACKER)
+    alone = pq.read_table(log).filter(pc.equal(pq.read_table(log).column("source_ip"), ATTACKER))
+    pq.write_table(alone, tmp_path / "alone.parquet")
+    again = score_file(detector, tmp_path / "alone.parquet", tmp_path, "alone", "1")
+    np.testing.assert_allclose(scored.filter(attacker).column("anomaly_score").to_numpy(),
+                               pq.read_table(again.output).column("anomaly_score").to_numpy(), rtol=1e-5)
