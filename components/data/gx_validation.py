@@ -43,6 +43,8 @@ from components.data.gx_worker import HEADER
 
 _LOCK = threading.Lock()
 _WORKERS: dict[str, GXWorker] = {}
+#: The highest peak RSS (bytes) a stopped worker reported in this process (for the benchmark).
+worker_peak_rss_bytes = 0
 _MAP_EXPECTATIONS_WITHOUT_NULLS = {"expect_column_values_to_be_between",
                                    "expect_column_values_to_be_in_set"}
 #: How long to wait for the worker's answer (import + context + one validation, or one Data Docs
@@ -240,6 +242,8 @@ def forget_context(docs_dir: Path) -> int:
     if worker is None:
         return 0
     worker.close()
+    global worker_peak_rss_bytes
+    worker_peak_rss_bytes = max(worker_peak_rss_bytes, worker.peak_rss_bytes)
     return worker.peak_rss_bytes
 
 

@@ -266,8 +266,6 @@ def _ingest_rows(source: RawSource, cfg: IngestConfig, stem: str, report: FileRe
         if rows_in != curated.rows + quarantine.rows:
             raise AccountingError(f"{data.item.source}: rows in {rows_in} != curated {curated.rows}"
                                   f" + quarantined {quarantine.rows}")
-        if pending is not None:
-            _record_validation(pending, table.num_rows, sample.rows_seen, cfg, stem, report)
     except BaseException:
         behind.close()
         curated.abort()
@@ -287,6 +285,9 @@ def _ingest_rows(source: RawSource, cfg: IngestConfig, stem: str, report: FileRe
                         f"(most often {top!r}, {count} rows)")
     written = quarantine.commit()
     report.quarantine = str(written) if written else None
+    if pending is not None:  # the outputs were closed and synced while GX validated the sample;
+        # no result (GXWorkerError) fails the file, and mark_failed removes them again
+        _record_validation(pending, table.num_rows, sample.rows_seen, cfg, stem, report)
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.imputed_values = {k: v for k, v in sorted(stats.imputed.items()) if v}
     report.nulled_values = {k: v for k, v in sorted(stats.nulled.items()) if v}
