@@ -64,7 +64,11 @@ def measure(result: compare.ModelResult, training_file: str, other_day: str | No
     same_day = (s.files == training_file) & (s.labels == "BENIGN")
     other = (s.files == other_day) & (s.labels == "BENIGN") if other_day else np.zeros(len(s.files), bool)
     attacks = sorted(set(s.labels[s.labels != "BENIGN"].tolist()))
-    row = {"fpr_same_day": float((s.scores[same_day] > threshold).mean()) if same_day.any() else np.nan,
+    entity = result.evaluation.entity
+    row = {**({"entity auroc": entity["auroc"], "entity recall@budget": entity["recall_at_budget"],
+               "benign hosts flagged per night": entity["benign_flagged_per_night"]}
+              if entity.get("available") else {}),
+           "fpr_same_day": float((s.scores[same_day] > threshold).mean()) if same_day.any() else np.nan,
            "fpr_other_day": float((s.scores[other] > threshold).mean()) if other.any() else np.nan,
            "auprc": result.evaluation.auprc, "f1": result.evaluation.f1,
            "epochs": len(result.fit.train.history), "seconds": result.seconds}
