@@ -45,6 +45,13 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["flows"] == 2686 and summary["model_version"] == version
+    # the hosts to look at lead the report: the DDoS source is the only host; the sample has no identifiers
+    assert next(iter(summary)) == "entities" and result.stdout.startswith("hosts to look at: ")
+    hosts = summary["entities"]["hosts"]
+    assert [(r["entity"], r["flows"]) for r in hosts["table"]] == [("172.16.0.1", 1000)]
+    assert hosts["table"][0]["flagged_flows"] == int(ddos.column("is_anomaly").to_numpy().sum())
+    assert summary["entities"]["pairs"]["table"][0]["entity"] == "172.16.0.1 -> 192.168.10.50"
+    assert list(summary["entities"]["files_without_identifiers"].values()) == ["no source_ip column"]
     assert summary["anomalies"] == int(ddos.column("is_anomaly").to_numpy().sum()
                                        + week.column("is_anomaly").to_numpy().sum())
     assert [f["status"] for f in summary["files"]] == ["ok", "ok", "failed"]
@@ -61,12 +68,16 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(store.scoring_experiment).experiment_id])
     assert runs[0].data.tags["flowae.model_version"] == version and runs[0].data.metrics["flows"] == 2686
+    assert runs[0].data.metrics["hosts_ranked"] == 1
+    assert "scoring/entities.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "scoring")}
     plots = {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
     assert {"plots/score_histogram.png", "plots/feature_drift.png", "plots/anomalies_over_time.png"} <= plots
     night = latest_artifact("nightly-scoring")
     assert night.type == "markdown"
     assert night.data.startswith(f"## flowae scoring: 2,686 flows, {summary['anomalies']:,} anomalies")
     assert "junk.csv: binary content" in night.data  # the file not scored, with its reason
+    assert night.data.index("### hosts to look at") < night.data.index("| score | file | row |")  # hosts first
+    assert "| 172.16.0.1 |" in night.data
     assert f"| DDoS | 1000 | {summary['by_label']['DDoS']['anomalies']} |" in night.data
 
     again = CliRunner().invoke(app, ["score", str(shared_data / DDOS), "--out", str(tmp_path / "again")])
