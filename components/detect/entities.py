@@ -148,15 +148,20 @@ class EntityTable:
         return len(self.index)
 
     # --- accumulate --------------------------------------------------------------------------
-    def add(self, keys: np.ndarray, u: np.ndarray, flagged: np.ndarray, top: np.ndarray | None,
+    def add(self, keys: np.ndarray | tuple[np.ndarray, list], u: np.ndarray, flagged: np.ndarray, top: np.ndarray | None,
             ports: np.ndarray | None, times: np.ndarray | None) -> None:
         """One batch: entity key per flow (None: unknown, skipped), benign rank, flag, index of
         the top feature, destination port and time (int64 ms, or None)."""
-        known = pd.notna(keys)
+        if isinstance(keys, tuple):  # (codes into uniques, -1 unknown; uniques): an encoded batch
+            local, uniques = keys
+            known = local >= 0
+            local = local[known]
+        else:
+            known = pd.notna(keys)
+            local, uniques = pd.factorize(keys[known])
         if not known.any():
             return
-        codes_local, uniques = pd.factorize(keys[known])
-        codes = self._codes(uniques)[codes_local]
+        codes = self._codes(list(uniques))[local]
         u, flagged = u[known], flagged[known]
         e = len(self.index)
         bins = np.minimum((u * U_BINS).astype(np.int64), U_BINS - 1)
@@ -293,14 +298,19 @@ def _iso(ms: int) -> str | None:
     return pd.Timestamp(int(ms), unit="ms").isoformat()
 
 
-def batch_columns(table: pa.Table, kind: str) -> np.ndarray | None:
-    """The entity key of each row of a scored batch (None where the log has no identifiers)."""
+def batch_columns(table: pa.Table, kind: str) -> tuple[np.ndarray, list] | None:
+    """The entity key of each row of a scored batch, encoded: (code per row, -1 unknown; the
+    distinct keys). None where the log has no identifiers. Arrow encodes; no Python string per row."""
     names = KINDS[kind]
     if any(n not in table.column_names for n in names):
         return None
     cols = [pc.cast(table.column(n), pa.string()) for n in names]
     key = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, " -> ")
-    return np.asarray(key.to_numpy(zero_copy_only=False), dtype=object)
+    if isinstance(key, pa.ChunkedArray):
+        key = key.combine_chunks()
+    encoded = pc.dictionary_encode(key)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary.to_pylist()
 
 
 def batch_times(table: pa.Table) -> np.ndarray | None:
