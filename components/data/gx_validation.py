@@ -98,7 +98,8 @@ class GXWorker:
             self.validations += kind == "validate"
             deadline = time.monotonic() + timeout
             try:
-                self._send(HEADER.pack(len(body)) + body, deadline)
+                self._send(HEADER.pack(len(body)), deadline)
+                self._send(body, deadline)  # not joined to the header: no copy of the sample
                 (size,) = HEADER.unpack(self._receive(HEADER.size, deadline, timeout))
                 status, value = pickle.loads(self._receive(size, deadline, timeout))
             except GXWorkerError as exc:
