@@ -161,25 +161,28 @@ class EntityTable:
             local, uniques = pd.factorize(keys[known])
         if not known.any():
             return
-        codes = self._codes(list(uniques))[local]
+        g = self._codes(list(uniques))  # distinct global rows of this batch's entities
+        m = len(g)
         u, flagged = u[known], flagged[known]
-        e = len(self.index)
         bins = np.minimum((u * U_BINS).astype(np.int64), U_BINS - 1)
-        self.flows += np.bincount(codes, minlength=e)
-        self.flagged += np.bincount(codes, weights=flagged, minlength=e).astype(np.int64)
-        self.hist += np.bincount(codes * U_BINS + bins, minlength=e * U_BINS).reshape(e, U_BINS).astype(np.int32)
+        self.flows[g] += np.bincount(local, minlength=m)
+        self.flagged[g] += np.bincount(local, weights=flagged, minlength=m).astype(np.int64)
+        self.hist[g] += np.bincount(local * U_BINS + bins, minlength=m * U_BINS).reshape(m, U_BINS).astype(np.int32)
         if top is not None:
             f = len(self.features)
-            self.top += np.bincount(codes * f + top[known], minlength=e * f).reshape(e, f).astype(np.int32)
+            self.top[g] += np.bincount(local * f + top[known], minlength=m * f).reshape(m, f).astype(np.int32)
         if times is not None:
             t = times[known]
             ok = t != np.iinfo(np.int64).min
-            np.minimum.at(self.first, codes[ok], t[ok])
-            np.maximum.at(self.last, codes[ok], t[ok])
+            first, last = np.full(m, np.iinfo(np.int64).max), np.full(m, np.iinfo(np.int64).min)
+            np.minimum.at(first, local[ok], t[ok])
+            np.maximum.at(last, local[ok], t[ok])
+            self.first[g] = np.minimum(self.first[g], first)
+            self.last[g] = np.maximum(self.last[g], last)
         if ports is not None:
             p = ports[known]
             ok = p >= 0
-            pairs = np.unique(codes[ok] * 65_536 + p[ok])
+            pairs = np.unique(g[local[ok]] * 65_536 + p[ok])
             for code, port in zip((pairs // 65_536).tolist(), (pairs % 65_536).tolist()):
                 seen = self.ports[code]
                 if port not in seen:
