@@ -90,3 +90,47 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, KeyError) and text.startswith(("'", '"')):
         text = text.strip("'\"")
     return text or exc.__class__.__name__
+
+
+def inputs_label(inputs, limit: int = 80) -> str:
+    """Input files in a run name: their stems, shortened (``monday, ddos +3 more``)."""
+    names = [Path(str(i).rstrip("/")).name.split(".")[0] or str(i) for i in inputs]
+    label = ""
+    for n, name in enumerate(names):
+        more = f" +{len(names) - n} more"
+        candidate = f"{label}, {name}" if label else name
+        if len(candidate) + len(more) > limit and label:
+            return label + more
+        label = candidate
+    return label or "no inputs"
+
+
+def flow_job(model: type[T], key: str = "job") -> T | None:
+    """The job parameter of the running Prefect flow (for its run name); None when unreadable, so
+    a name never fails a run."""
+    try:
+        from prefect.runtime import flow_run
+
+        value = flow_run.parameters[key]
+        return value if isinstance(value, model) else model.model_validate(value)
+    except Exception:  # noqa: BLE001 - a run name is cosmetic
+        return None
+
+
+def ui_commands(settings) -> dict[str, str]:
+    """The commands that open the UIs of a local store, with absolute paths (the venv's binaries,
+    the SQLite file, the artifact folder), so they work from any directory; {} for a remote store."""
+    import shlex
+    import sys
+
+    from components.settings import artifact_location
+
+    bin_dir = Path(sys.executable).parent.resolve()
+    out = {"prefect": f"{shlex.quote(str(bin_dir / 'prefect'))} server start --host 127.0.0.1 --port 4200"}
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        out["mlflow"] = (f"{shlex.quote(str(bin_dir / 'mlflow'))} ui --backend-store-uri "
+                         f"{shlex.quote('sqlite:///' + str(db))} --default-artifact-root "
+                         f"{shlex.quote(str(artifact_location(settings)))} --host 127.0.0.1 --port 5000")
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.settings import load_settings
-from components.tracking import redact, run_link, runs_link, ui_base
+from components.tracking import model_link, redact, run_link, runs_link, ui_base
 
 
 @pytest.mark.parametrize(("uri", "expected"), [
@@ -29,7 +29,8 @@ def test_links_from_a_tracking_uri_with_credentials(monkeypatch):
     assert ui_base(settings) == "https://mlflow.example.org:5000"
     for link in (run_link(settings, "3", "abc"), runs_link(settings, "3")):
         assert "s3cret-pw" not in link and "worker" not in link and "@" not in link
-    assert run_link(settings, "3", "abc") == "https://mlflow.example.org:5000/#/experiments/3/runs/abc"
+    assert run_link(settings, "3", "abc") == \
+        "https://mlflow.example.org:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
 
 
 def test_links_from_a_ui_url_with_credentials(monkeypatch):
@@ -37,3 +38,5 @@ def test_links_from_a_ui_url_with_credentials(monkeypatch):
     monkeypatch.setenv("FLOWAE_MLFLOW_UI_URL", "https://viewer:hunter2@ui.example.org/")
     settings = load_settings()
     assert runs_link(settings, "7") == "https://ui.example.org/#/experiments/7/runs?workflowType=machine_learning"
+    assert model_link(settings, "flowae", 2) == \
+        "https://ui.example.org/#/models/flowae/versions/2?workflowType=machine_learning"
