@@ -15,9 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 from components.detect.evaluation import evaluate, summary_table
 from components.detect.fit import evaluate_data
 from components.detect.packaging import load_detector
-from components.detect.reporting import log_evaluation
+from components.detect.reporting import key_figures, log_evaluation
 from components.settings import load_settings
-from components.tracking import ensure_experiment, run_link, stage_run
+from components.tracking import ensure_experiment, run_link, set_description, stage_run
 
 
 @task(name="evaluate-model")
@@ -36,7 +36,10 @@ def evaluate_model_task(model_uri: str, data: str, include_training_data: bool =
         log_evaluation(scored, result, detector, prefix="")
         mlflow.log_metrics({"left_out_flows": 0 if left.included else left.flows,
                             "training_flows_counted": left.flows if left.included else 0})
-        mlflow.log_params({"include_training_data": included, "left_out": left.line()[:6000]})
+        mlflow.log_params({"include_training_data": included, "left_out": left.line()[:6000],
+                           "model_uri": model_uri, "data": str(Path(data).resolve())})
+        set_description(key_figures(detector.name, result, None, None) + f"\n\n{model_uri} on {data}. "
+                        + left.line())
         mlflow.log_dict({"line": left.line(), "flows": left.flows, "per_file": left.per_file,
                          "notes": left.notes, "included": left.included}, "evaluation/left_out.json")
         run_id = run.info.run_id
@@ -50,7 +53,7 @@ def evaluate_model_task(model_uri: str, data: str, include_training_data: bool =
             "link": run_link(settings, experiment_id, run_id)}
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate", log_prints=True, flow_run_name="evaluate {model_uri} on {data}")
 def evaluate_flow(model_uri: str, data: str, include_training_data: bool = False) -> dict:
     """Score ``data`` with the model and measure it against the labels, leaving out the flows the
     model was fitted or calibrated on unless ``include_training_data``."""

@@ -26,6 +26,8 @@ from components.data.ingest import (
 from components.data.ingest_tracking import log_ingest_run
 from components.data.inputs import InputFile, display_name
 from components.settings import load_settings
+from components.tracking import interactive, run_link_for, set_description
+from flows.cli_support import inputs_label
 from flows.retries import FileRunner, retry_on_io_error
 
 
@@ -56,7 +58,8 @@ def ingest_file_task(path: str, stem: str, out: str, invalid_values: str = "keep
     entry (plain data, so Prefect can persist it)."""
     cfg = IngestConfig(out=Path(out), invalid_values=invalid_values, run_gx=run_gx)
     item = InputFile(Path(path), member)
-    update, bar = _progress_bar(item) if progress else (None, None)
+    # a bar only on a terminal; in a log every redraw would be a line (the CLI prints one per file)
+    update, bar = _progress_bar(item) if progress and interactive() else (None, None)
     try:
         report = ingest_file(item, cfg, stem, on_progress=update)
     finally:
@@ -65,7 +68,17 @@ def ingest_file_task(path: str, stem: str, out: str, invalid_values: str = "keep
     return report.manifest_entry()
 
 
-@flow(name="ingest", log_prints=True, task_runner=FileRunner())  # bounded, whoever calls it
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    try:
+        return f"ingest {inputs_label(flow_run.parameters['inputs'])}"
+    except Exception:  # noqa: BLE001 - a run name is cosmetic
+        return "ingest"
+
+
+@flow(name="ingest", log_prints=True, task_runner=FileRunner(),  # bounded, whoever calls it
+      flow_run_name=_flow_run_name)
 def ingest_flow(inputs: list[str], out: str, progress: bool = False, log_to_mlflow: bool = True,
                 run_gx: bool = True) -> dict:
     """Ingest raw files into ``out`` (curated/, quarantine/, manifest.json, validation/)."""
@@ -93,9 +106,27 @@ def ingest_flow(inputs: list[str], out: str, progress: bool = False, log_to_mlfl
     _publish_artifact(manifest["files"])
     run_id = (log_ingest_run(settings, cfg, reports, manifest_path, docs_index, manifest["order"])
               if log_to_mlflow else None)
+    if run_id:
+        _name_run(settings, run_id, planned, reports)
     return {"ok": bool(reports) and all(r.ok for r in reports), "manifest": str(manifest_path),
             "files": manifest["files"], "order": manifest["order"], "notes": notes,
             "mlflow_run_id": run_id}
+
+
+def _name_run(settings, run_id: str, planned, reports: list[FileReport]) -> None:
+    """The ingest run named after its inputs (two ingests are told apart in the runs table), its
+    figures as its description, and one line in the Prefect log with its link."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.update_run(run_id, name=f"ingest {inputs_label([stem for _, stem in planned])}"[:250])
+    rows = [(display_name(r.source), r.status, r.rows_in, r.rows_curated, r.rows_quarantined) for r in reports]
+    text = "\n".join(["| file | status | rows in | curated | quarantined |", "|---|---|---|---|---|",
+                       *(f"| {f} | {s} | {a:,} | {b:,} | {c:,} |" for f, s, a, b, c in rows)])
+    set_description(text, run_id)
+    curated = sum(r.rows_curated for r in reports)
+    print(f"ingest: {sum(r.ok for r in reports)} of {len(reports)} files ok, {curated:,} rows curated; "
+          f"MLflow {run_link_for(settings, run_id)}")
 
 
 def _publish_artifact(entries: list[dict]) -> None:

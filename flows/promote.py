@@ -18,10 +18,17 @@ from prefect.artifacts import create_markdown_artifact
 from components.detect.promotion import PromotionRefused, promote
 from components.detect.registry import rollback
 from components.settings import load_settings
-from components.tracking import stage_run
+from components.tracking import model_link, run_link, set_description, stage_run
 
 
-@flow(name="promote", log_prints=True)
+def _param(name: str):
+    from prefect.runtime import flow_run
+
+    return (flow_run.parameters or {}).get(name)
+
+
+@flow(name="promote", log_prints=True,
+      flow_run_name=lambda: "rollback" if _param("do_rollback") else f"promote {_param('version') or 'challenger'}")
 def promote_flow(do_rollback: bool = False, version: str | None = None) -> dict:
     """Promote the challenger (``version``: only if the challenger is still that version)."""
     settings = load_settings()
@@ -37,7 +44,7 @@ def promote_flow(do_rollback: bool = False, version: str | None = None) -> dict:
     outcome = "refused" if result["refused"] else "promoted" if result["promoted"] else "kept"
     with stage_run(settings, settings.registry_experiment, "rollback" if do_rollback else "promote",
                    tags={"flowae.stage": "promote", "flowae.outcome": outcome,
-                         "flowae.reason": result["reason"][:5000]}):
+                         "flowae.reason": result["reason"][:5000]}) as active:
         mlflow.log_dict(result, "promotion/decision.json")
         mlflow.log_params({k: str(v) for k, v in result.items() if k in
                            ("metric", "margin", "challenger", "champion_before", "champion_after", "rollback")})
@@ -46,6 +53,13 @@ def promote_flow(do_rollback: bool = False, version: str | None = None) -> dict:
                             and math.isfinite(v)})
         mlflow.log_metric("promoted", float(result["promoted"]))
         mlflow.log_metric("refused", float(result["refused"]))
+        set_description(f"**{outcome}**: {result['reason']}")
+        link = run_link(settings, active.info.experiment_id, active.info.run_id)
+    champion = result.get("champion_after")
+    if champion is not None:
+        markdown += f"\n\n[champion: version {champion}]({model_link(settings, settings.registered_model_name, champion)})"
+    markdown += f"\n\n[MLflow run]({link})"
+    print(f"promote: {outcome}, {result['reason']}; MLflow {link}")
     create_markdown_artifact(key="promotion", markdown=markdown, description="champion alias decision")
     if result["refused"]:
         raise PromotionRefused(result["reason"])

@@ -17,8 +17,17 @@ from pydantic import BaseModel, ConfigDict
 
 from components.detect.fit import TrainJob
 from components.detect.promotion import PromotionRefused
+from components.detect.reporting import log_job
 from components.settings import load_settings
-from components.tracking import ensure_experiment, new_run, runs_link, stage_run
+from components.tracking import (
+    ensure_experiment,
+    model_link,
+    new_run,
+    run_link,
+    set_description,
+    stage_run,
+)
+from flows.cli_support import flow_job, inputs_label
 from flows.ingest import ingest_flow
 from flows.promote import promote_flow
 from flows.stages import (
@@ -26,6 +35,7 @@ from flows.stages import (
     calibrate_task,
     evaluate_task,
     register_task,
+    say,
     summary_markdown,
     train_task,
     windows_task,
@@ -54,13 +64,15 @@ def validate_task(ingest: dict, run: RunRef) -> dict:
     files = manifest["files"]
     failed = [f"{Path(f['source']).name} ({f['status']}: {f.get('error')})" for f in files if f["status"] != "ok"]
     gx_failed = [Path(f["source"]).name for f in files if f.get("validation_success") is False]
-    with run.open("validate"):
+    with run.open("validate") as active:
         mlflow.log_metrics({"files": len(files), "files_failed": len(failed), "gx_failed": len(gx_failed),
                             "rows_curated": sum(f["rows_curated"] for f in files),
                             "rows_quarantined": sum(f["rows_quarantined"] for f in files)})
         mlflow.log_dict(manifest, "ingest/manifest.json")
         if ingest.get("mlflow_run_id"):
             mlflow.set_tag("flowae.ingest_run_id", ingest["mlflow_run_id"])
+    say(f"validate: {len(files) - len(failed)} of {len(files)} inputs ingested, {len(gx_failed)} failed the "
+        f"data contract, {sum(f['rows_curated'] for f in files):,} rows", active)
     if failed:
         raise ValidationFailed(f"{len(failed)} of {len(files)} inputs failed ingest: {'; '.join(failed)}")
     if gx_failed:
@@ -68,12 +80,21 @@ def validate_task(ingest: dict, run: RunRef) -> dict:
     return {"files": len(files), "rows": sum(f["rows_curated"] for f in files)}
 
 
-@flow(name="retrain", log_prints=True)
+def _flow_run_name() -> str:
+    """``retrain lstm_ae monday``: what the Prefect run does."""
+    job = flow_job(RetrainJob)
+    return "retrain" if job is None else f"retrain {job.train.train.model} {inputs_label(job.inputs)}"
+
+
+@flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name)
 def retrain_flow(job: RetrainJob) -> dict:
     settings = load_settings()
     train = job.train
     parent = new_run(settings, settings.retrain_experiment, f"retrain {train.train.model}",
                      tags={"flowae.command": "retrain", "flowae.model": train.train.model})
+    with stage_run(settings, settings.retrain_experiment, "retrain", run_id=parent):
+        log_job(train)  # the hyperparameters where people look first: on the parent (and the train run)
+        mlflow.log_param("inputs", ", ".join(Path(i).name for i in job.inputs)[:6000])
     run = RunRef(experiment=settings.retrain_experiment, parent_run_id=parent)
     ingested = ingest_flow(list(job.inputs), str(train.data))
     validate_task(ingested, run)
@@ -82,7 +103,8 @@ def retrain_flow(job: RetrainJob) -> dict:
         trained = train_task(train, windows["prepared"], windows["info"], str(work), run)
         calibrated = calibrate_task(train, windows["prepared"], trained["trained"], str(work), run)
         metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-        registered = register_task(calibrated["detector"], metrics, run, challenger=True)
+        registered = register_task(calibrated["detector"], metrics, run, challenger=True,
+                                   train_run_id=trained["run_id"])
     try:  # exactly the version registered above: refused if another run moved challenger meanwhile
         decision = (promote_flow(version=registered["version"]) if job.promote
                     else {"promoted": False, "reason": "--no-promote"})
@@ -96,16 +118,27 @@ def retrain_flow(job: RetrainJob) -> dict:
                "champion": decision.get("champion_after"), "test_auroc": metrics["auroc"],
                "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
                "threshold": calibrated["threshold"], "device": trained["device"],
-               "link": runs_link(settings, ensure_experiment(settings, settings.retrain_experiment))}
+               "link": run_link(settings, ensure_experiment(settings, settings.retrain_experiment), parent)}
     with stage_run(settings, settings.retrain_experiment, "retrain", run_id=parent):
         mlflow.log_metrics({k: float(summary[k]) for k in ("test_auroc", "test_auprc", "test_f1", "test_fpr")
                             if summary[k] == summary[k]})
         mlflow.set_tags({"flowae.registered_version": summary["version"],
                          "flowae.promoted": str(summary["promoted"]).lower(),
                          "flowae.champion": str(summary["champion"])})
+        set_description(retrain_description(summary, metrics["summary_md"], model_link(
+            settings, settings.registered_model_name, summary["version"])))
     create_markdown_artifact(key="retrain-summary", markdown=summary_markdown("retrain", summary),
                              description="retrain: registered version and promotion decision")
     return summary
+
+
+def retrain_description(summary: dict, evaluation_md: str, registry_link: str) -> str:
+    """The parent run's description: the decision, then the evaluation summary (markdown)."""
+    decision = ("promoted to champion" if summary["promoted"]
+                else f"not promoted ({summary['decision']}); champion stays version {summary['champion']}")
+    return (f"**{summary['model']}**: test AUROC {summary['test_auroc']:.4f}, F1 {summary['test_f1']:.4f}, "
+            f"FPR on benign {summary['test_fpr']:.4f} at threshold {summary['threshold']:.4g}; registered as "
+            f"[version {summary['version']}]({registry_link}), {decision}.\n\n{evaluation_md}")
 
 
 def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None, model: str | None = None

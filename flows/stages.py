@@ -7,9 +7,11 @@ trained and the calibrated detector folders. Nothing big travels through Prefect
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
+import mlflow
 import pyarrow.parquet as pq
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -30,6 +32,7 @@ from components.detect.packaging import input_schema, log_detector
 from components.detect.registry import git_commit, register
 from components.detect.reporting import (
     epoch_logger,
+    key_figures,
     log_calibration,
     log_data,
     log_evaluation,
@@ -40,7 +43,7 @@ from components.detect.reporting import (
 from components.learn.dataset import load_prepared, save_prepared
 from components.learn.training import resolve_device
 from components.settings import load_settings
-from components.tracking import stage_run
+from components.tracking import interactive, model_link, run_link, set_description, stage_run
 
 
 class RunRef(BaseModel):
@@ -68,12 +71,13 @@ def checkpoint_for(job: TrainJob, digest: str) -> Path:
 @task(name="windows")
 def windows_task(job: TrainJob, work: str, run: RunRef) -> dict:
     """Curated files -> time split, benign-fitted scaling, windows (saved for the next stages)."""
-    with run.open("windows"):
+    with run.open("windows") as active:
         prepared = prepare_job(job)
-        log_job(job)
         log_data(prepared)
         folder = save_prepared(prepared.data, Path(work) / "prepared")
         counts = prepared.data.split.counts(prepared.data.flows.is_benign)
+    say(f"windows: {len(prepared.data.train_idx):,} training and {len(prepared.data.val_idx):,} validation "
+        f"windows from {len(prepared.data.flows):,} flows", active)
     return {"prepared": str(folder), "info": prepared.info(job), "digest": data_digest(prepared.digests),
             "flows": len(prepared.data.flows), "split": counts,
             "train_windows": len(prepared.data.train_idx), "val_windows": len(prepared.data.val_idx)}
@@ -81,21 +85,25 @@ def windows_task(job: TrainJob, work: str, run: RunRef) -> dict:
 
 @task(name="train")
 def train_task(job: TrainJob, prepared: str, info: dict, work: str, run: RunRef) -> dict:
-    with run.open("train"):
+    """The run that trains holds the hyperparameters (the whole job) and, later, the model."""
+    with run.open("train") as active:
+        log_job(job)
         data = load_prepared(Path(prepared))
         detector, result = train_detector(data, job, checkpoint=checkpoint_for(job, info["data_digest"]),
-                                          on_epoch=epoch_logger())
+                                          on_epoch=epoch_logger(), progress=interactive())
         log_training(result, data)
         detector.info.update(info)
         folder = detector.save(Path(work) / "trained")
+    say(f"train: {job.train.model} on {result.device}, best validation loss {result.best_val_loss:.4g} at epoch "
+        f"{result.best_epoch} of {len(result.history)}", active)
     return {"trained": str(folder), "device": result.device, "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss, "epochs_run": len(result.history),
-            "stopped_early": result.stopped_early}
+            "stopped_early": result.stopped_early, "run_id": active.info.run_id}
 
 
 @task(name="calibrate")
 def calibrate_task(job: TrainJob, prepared: str, trained: str, work: str, run: RunRef) -> dict:
-    with run.open("calibrate"):
+    with run.open("calibrate") as active:
         data = load_prepared(Path(prepared))
         detector = Detector.load(Path(trained))
         device = str(resolve_device(job.train.device))
@@ -103,6 +111,8 @@ def calibrate_task(job: TrainJob, prepared: str, trained: str, work: str, run: R
         log_calibration(detector, scores)
         folder = detector.save(Path(work) / "detector")
     cal = detector.calibration
+    say(f"calibrate: threshold {cal.threshold:.4g} ({cal.method}, target FPR {cal.target_fpr:g}, "
+        f"{cal.n_flows:,} benign flows)", active)
     return {"detector": str(folder), "threshold": cal.threshold, "method": cal.method,
             "fallback": cal.fallback, "calibration_flows": cal.n_flows}
 
@@ -111,39 +121,68 @@ def calibrate_task(job: TrainJob, prepared: str, trained: str, work: str, run: R
 def evaluate_task(prepared: str, detector_dir: str, run: RunRef) -> dict:
     """The test flows (later benign part of the training files, every other file), scored and
     measured; plots in MLflow, the summary as a Prefect artifact."""
-    with run.open("evaluate"):
+    with run.open("evaluate") as active:
         data = load_prepared(Path(prepared))
         detector = Detector.load(Path(detector_dir))
         scored = score_test(detector, data)
         result = evaluate(scored.scores, scored.labels, detector.threshold, scored.window_scores,
                           scored.window_labels)
         log_evaluation(scored, result, detector, reconstructions(detector, data.x, scored))
+        set_description(key_figures(detector.name, result, detector.info.get("training_files"),
+                                    detector.info.get("files")))
+    say(f"evaluate: test AUROC {result.auroc:.4f}, F1 {result.f1:.4f}, FPR on benign {result.fpr:.4f}", active)
     create_markdown_artifact(key="evaluation", markdown=f"## {detector.name}: test flows\n\n"
                              + summary_table(result), description=f"evaluation of {detector.name}")
-    return result.to_dict()
+    return {**result.to_dict(), "summary_md": summary_table(result)}
 
 
 @task(name="register")
 def register_task(detector_dir: str, metrics: dict, run: RunRef, register_model: bool = True,
-                  challenger: bool = False) -> dict:
-    """Log the detector as one MLflow model and (unless told not to) register a version of it;
+                  challenger: bool = False, train_run_id: str | None = None) -> dict:
+    """Log the detector as one MLflow model, named after its family, in the run that trained it
+    (``train_run_id``; else ``run``), so that the registered version's source run is the training
+    run; then (unless told not to) register a version of it from ``run``'s "register" stage.
     ``challenger`` also points that alias at the version (``retrain``, ``train --challenger``),
     otherwise no alias moves."""
     detector = Detector.load(Path(detector_dir))
+    settings = load_settings()
+    source = (stage_run(settings, run.experiment, "train", run_id=train_run_id) if train_run_id
+              else run.open("register"))
+    with source as trained:
+        model = log_detector(detector, input_example(detector), name=detector.name)
+        trained_run = trained.info.run_id
+    if not register_model:
+        return {"version": None, "model_uri": model.model_uri}
     with run.open("register") as active:
-        model = log_detector(detector, input_example(detector))
-        if not register_model:
-            return {"version": None, "model_uri": model.model_uri}
         tags = {"flowae.family": detector.name, "flowae.data_digest": detector.info.get("data_digest", ""),
                 "flowae.git_commit": git_commit(), "flowae.prefect_flow_run_id": str(flow_run.get_id()),
-                "flowae.mlflow_run_id": active.info.run_id, "flowae.threshold": f"{detector.threshold:.6g}",
+                "flowae.mlflow_run_id": trained_run, "flowae.threshold": f"{detector.threshold:.6g}",
                 "flowae.calibration": detector.calibration.method,
                 **{f"metric.{k}": f"{metrics[k]:.4f}" for k in ("auroc", "auprc", "f1", "fpr")
                    if isinstance(metrics.get(k), float)}}
-        version = register(load_settings(), model.model_uri, tags,
+        version = register(settings, model.model_uri, tags,
                            description=f"{detector.name} trained on {', '.join(detector.info.get('training_files', []))}",
                            challenger=challenger)
+        link = model_link(settings, settings.registered_model_name, version)
+        mlflow.set_tags({"flowae.registered_model": settings.registered_model_name,
+                         "flowae.registered_version": version, "flowae.model_uri": model.model_uri,
+                         "flowae.source_run_id": trained_run})
+        if run.run_id is None:  # a stage run of its own (retrain); one run (train) keeps its figures
+            set_description(f"Registered {detector.name} as version {version} of "
+                            f"{settings.registered_model_name}{' (challenger)' if challenger else ''}: {link}")
+    say(f"register: {detector.name} is version {version} of {settings.registered_model_name}"
+        f"{', challenger' if challenger else ''}; registry {link}", active)
     return {"version": version, "model_uri": model.model_uri, "challenger": challenger}
+
+
+def say(line: str, active=None) -> None:
+    """A stage's one line in the Prefect run log: its key figure and its MLflow run."""
+    from prefect import get_run_logger
+
+    if active is not None:
+        line += f"; MLflow {run_link(load_settings(), active.info.experiment_id, active.info.run_id)}"
+    with contextlib.suppress(Exception):  # outside a Prefect run (a task's .fn() in a test): no log
+        get_run_logger().info(line)
 
 
 def input_example(detector: Detector, rows: int = 5):

@@ -9,6 +9,7 @@ from components.data.readers import sha256_file
 from components.detect.fit import TrainJob, data_digest, resolve_files
 from components.settings import load_settings
 from components.tracking import ensure_experiment, new_run, run_link
+from flows.cli_support import flow_job, inputs_label
 from flows.stages import (
     RunRef,
     calibrate_task,
@@ -35,7 +36,15 @@ def _run_for(job: TrainJob) -> str:
     return run_id
 
 
-@flow(name="train", log_prints=True)
+def _flow_run_name() -> str:
+    """``train lstm_ae monday``: what the Prefect run does."""
+    job = flow_job(TrainJob)
+    if job is None:
+        return "train"
+    return f"train {job.train.model} {inputs_label(job.files or job.days or [job.data])}"
+
+
+@flow(name="train", log_prints=True, flow_run_name=_flow_run_name)
 def train_flow(job: TrainJob, challenger: bool = False) -> dict:
     """Train, calibrate, evaluate and register one model on an ingest output folder; the
     ``challenger`` alias moves to the new version only when asked (``--challenger``), so a trial
@@ -49,7 +58,7 @@ def train_flow(job: TrainJob, challenger: bool = False) -> dict:
         calibrated = calibrate_task(job, windows["prepared"], trained["trained"], str(work), run)
         metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
         registered = register_task(calibrated["detector"], metrics, run, job.register_model,
-                                   challenger=challenger)
+                                   challenger=challenger)  # one run: it trained and holds the model
     experiment_id = ensure_experiment(settings, settings.train_experiment)
     summary = {"run_id": run_id, "model": job.train.model, "device": trained["device"],
                "best_epoch": trained["best_epoch"], "best_val_loss": trained["best_val_loss"],

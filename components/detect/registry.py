@@ -45,7 +45,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -103,9 +102,13 @@ def register(settings: Settings, model_uri: str, tags: dict[str, str], descripti
     c = client(settings)
     name = settings.registered_model_name
     _ensure_model(c, name, "flowae detectors: champion scores nightly traffic")
-    version = mlflow.register_model(model_uri, name, tags={k: str(v)[:5000] for k, v in tags.items()})
-    if description:
-        c.update_model_version(name, version.version, description=description)
+    # the client, not mlflow.register_model: that one tries to create the registered model again and
+    # prints "Registered model 'flowae' already exists" on every store, a fresh one included
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    run_id = c.get_logged_model(model_id).source_run_id if model_id else None
+    version = c.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id,
+                                     tags={k: str(v)[:5000] for k, v in tags.items()},
+                                     description=description or None)
     if challenger:
         with registry_lock(settings):
             c.set_registered_model_alias(name, CHALLENGER, version.version)

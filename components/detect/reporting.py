@@ -38,6 +38,8 @@ def log_job(job: TrainJob, prefix: str = "") -> None:
 
     walk(job.model_dump(mode="json"), "")
     flat.pop("resume", None)
+    # one name per setting: the per-flow stride the detector uses (None means "the window")
+    flat["detector.rule.stride"] = str(job.detector.rule.stride_for(job.train.window))
     mlflow.log_params({f"{prefix}{k}": v for k, v in flat.items()})
     mlflow.set_tags({"flowae.model": job.train.model})
 
@@ -60,6 +62,8 @@ def log_data(prepared: JobData) -> None:
         **{f"flows.{role}": c["flows"] for role, c in counts.items()},
         **{f"benign_flows.{role}": c["benign"] for role, c in counts.items()},
     })
+    mlflow.log_params({"training_files": ", ".join(f.name for f in prepared.training_files)[:6000],
+                       "test_files": ", ".join(f.name for f in prepared.files)[:6000]})
     mlflow.set_tags({"flowae.file_order": " > ".join(prepared.order.files)[:5000],
                      "flowae.file_order_method": prepared.order.method,
                      "flowae.file_order_guessed": str(prepared.order.guessed).lower(),
@@ -91,9 +95,9 @@ def log_training(result: TrainResult, data: PreparedData) -> None:
 
 def log_calibration(detector: Detector, scores: np.ndarray) -> None:
     cal = detector.calibration
-    mlflow.log_params({"calibration.method": cal.method, "calibration.target_fpr": cal.target_fpr,
-                       "rule.stride": detector.rule.stride_for(detector.window),
-                       "rule.aggregate": detector.rule.aggregate})
+    # the settings are the job's params (detector.calibration, detector.rule.*); what calibration
+    # actually did (a fallback may change the method) is a tag, never a second name for a setting
+    mlflow.set_tags({"flowae.calibration_method": cal.method})
     mlflow.log_metrics({"threshold": cal.threshold, "calibration_flows": cal.n_flows})
     if cal.fallback:
         mlflow.set_tag("flowae.calibration_fallback", cal.fallback[:5000])
@@ -121,6 +125,21 @@ def log_evaluation(evalset: EvalSet, evaluation: Evaluation, detector: Detector,
                           "plots/recall_per_label.png")
     if reconstructions is not None:
         mlflow.log_figure(plots.reconstruction_figure(*reconstructions), "plots/reconstructions.png")
+
+
+def key_figures(name: str, evaluation: Evaluation, training_files: list[str] | None = None,
+                test_files: list[str] | None = None) -> str:
+    """A run's description: the model's test figures in one glance (markdown)."""
+    e = evaluation
+    lines = [(f"**{name}**: AUROC {e.auroc:.4f}, AUPRC {e.auprc:.4f}, F1 {e.f1:.4f} at threshold "
+              f"{e.threshold:.4g} (precision {e.precision:.4f}, recall {e.recall:.4f}, FPR on benign {e.fpr:.4f}).")]
+    if e.recall_per_label:
+        lines.append("Recall per attack: " + ", ".join(f"{k} {v:.3f}" for k, v in e.recall_per_label.items()) + ".")
+    if training_files:
+        lines.append(f"Trained on {', '.join(training_files)}.")
+    if test_files:
+        lines.append(f"Tested on {', '.join(test_files)} (the training files' later benign part included).")
+    return "\n\n".join(lines)
 
 
 def reconstructions(detector: Detector, x: np.ndarray, evalset: EvalSet, k: int = 3):

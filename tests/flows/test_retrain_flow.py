@@ -39,6 +39,25 @@ def test_retrain_registers_promotes_and_the_champion_scores_raw_rows_in_a_new_pr
     assert len(parents) == 1
     assert children == {"validate", "windows", "train", "calibrate", "evaluate", "register"}
     assert parents[0].data.tags["flowae.champion"] == "1"
+    assert "Registered model 'flowae' already exists" not in first.output  # a fresh store
+    # hyperparameters on the parent and on the run that trained; the evaluation summary on the parent
+    train_run = next(r for r in runs if r.data.tags.get("flowae.stage") == "train")
+    for run in (parents[0], train_run):
+        assert run.data.params["train.hidden"] == "8" and run.data.params["train.model"] == "lstm_ae"
+    description = parents[0].data.tags["mlflow.note.content"]
+    assert description.startswith("**lstm_ae**: test AUROC") and "promoted to champion" in description
+    assert "| DDoS |" in description  # the evaluation summary table
+    version = client.get_model_version(store.registered_model_name, "1")
+    assert version.run_id == train_run.info.run_id  # "Source run": the run that trained
+    assert client.get_logged_model(version.source.removeprefix("models:/")).name == "lstm_ae"
+    ingest_run = client.get_run(parents[0].data.tags.get("flowae.ingest_run_id") or next(
+        r.data.tags["flowae.ingest_run_id"] for r in runs if "flowae.ingest_run_id" in r.data.tags))
+    assert ingest_run.info.run_name.startswith("ingest friday-afternoon-benign-head")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        names = {r.name for r in prefect.read_flow_runs()}
+    assert any(n.startswith("retrain lstm_ae friday-afternoon-benign-head") for n in names), names
     manifest = json.loads((tmp_path / "ingested" / "manifest.json").read_text())
     assert [f["status"] for f in manifest["files"]] == ["ok"] * 3
 

@@ -32,7 +32,12 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
     run = client.get_run(run_id)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["train.model"] == model and params["train.window"] == "8"
-    assert params["calibration.method"] == "mahalanobis" and params["files"] == "['friday-afternoon-benign-head.MachineLearningCVE']"
+    assert params["detector.calibration"] == "mahalanobis" and params["files"] == "['friday-afternoon-benign-head.MachineLearningCVE']"
+    # one name per setting: the stride the detector uses is the job's own parameter, resolved
+    assert params["detector.rule.stride"] == "8" and not {"calibration.method", "rule.stride"} & set(params)
+    assert params["training_files"] == BENIGN.replace(".csv", ".parquet")
+    assert "friday-ddos-1000.TrafficLabelling.parquet" in params["test_files"]
+    assert f"**{model}**: AUROC {metrics['test_auroc']:.4f}" in tags["mlflow.note.content"]  # its description
     assert "destination_port" not in params["features"].split(",")
     assert tags["flowae.file_order_method"] and tags["flowae.device"] == "cpu"
     assert 0.0 <= metrics["test_fpr"] <= 0.05 and 0.0 <= metrics["test_auroc"] <= 1.0
@@ -49,6 +54,8 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
 
     version = client.get_model_version_by_alias(store.registered_model_name, "challenger")
     assert str(version.version) == "1" and version.tags["flowae.family"] == model
+    assert version.run_id == run_id  # the registered version's source run is the run that trained
+    assert client.get_logged_model(version.source.removeprefix("models:/")).name == model  # the family
     assert {"flowae.data_digest", "flowae.git_commit", "flowae.prefect_flow_run_id", "metric.auroc"} <= set(version.tags)
     detector = load_detector("models:/flowae@challenger")
     assert detector.name == model and detector.threshold == pytest.approx(metrics["threshold"])
