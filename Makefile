@@ -19,6 +19,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,stack]"
+	@# headless Chromium for the MLflow UI browser tests and `make screenshots` (Debian's package)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium))
 	@touch $@
 
 install: $(VENV)/.installed

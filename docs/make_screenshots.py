@@ -1,23 +1,23 @@
-"""Screenshots of the MLflow UI for the docs: a `flowae compare` run in the compare view, and the
-runs list in the model-training view. Needs Debian's chromium (`apt-get install chromium`).
+"""Screenshots of the MLflow UI for the README, taken from the links `flowae compare` prints: the
+leaderboard (every model as a row, sorted by test AUROC, metric columns shown) and the best model's
+run page in the model-training view. Needs Debian's chromium (`make install-dev` installs it).
 
-    .venv/bin/python docs/make_screenshots.py      # writes docs/mlflow_compare.png, docs/mlflow_runs.png
+    .venv/bin/python docs/make_screenshots.py   # writes docs/mlflow_compare.png, docs/mlflow_run.png
 
 It runs `flowae compare` on the shared CIC-IDS2017 rows into a temporary store, starts `mlflow
-server` on it, and lets headless Chromium render the pages (the UI is a JavaScript app, so a plain
-HTTP fetch would show nothing).
+server` on it, and lets headless Chromium render the printed links (the UI is a JavaScript app, so
+a plain HTTP fetch would show nothing). tests/e2e/test_mlflow_ui_browser.py checks the same pages.
 """
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -46,36 +46,35 @@ def shoot(url: str, target: Path, profile: Path) -> None:
     print(target)
 
 
+def printed_link(out: str, prefix: str) -> str:
+    line = next(line for line in out.splitlines() if line.startswith(prefix))
+    return re.search(r"https?://\S+", line).group(0)
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="flowae-shots-"))
     store = f"sqlite:///{work / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "FLOWAE_ARTIFACT_ROOT": str(work / "artifacts"),
-           "FLOWAE_WORK_DIR": str(work / "work"), "FLOWAE_CHECKPOINT_DIR": str(work / "checkpoints")}
-    inputs = [arg for f in FILES for arg in ("--data", str(SHARED / f))]
-    subprocess.run([str(BIN / "flowae"), "compare", *inputs, "--out", str(work / "ingested"), "--files",
-                    FILES[0].removesuffix(".csv"), "--epochs", "8", "--device", "cpu"], env=env, check=True)
     port = free_port()
-    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", store,
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "FLOWAE_ARTIFACT_ROOT": str(work / "artifacts"),
+           "FLOWAE_WORK_DIR": str(work / "work"), "FLOWAE_CHECKPOINT_DIR": str(work / "checkpoints"),
+           "FLOWAE_MLFLOW_UI_URL": f"http://127.0.0.1:{port}"}
+    inputs = ["--data", *(str(SHARED / f) for f in FILES)]
+    done = subprocess.run([str(BIN / "flowae"), "compare", *inputs, "--out", str(work / "ingested"), "--files",
+                           FILES[0].removesuffix(".csv"), "--epochs", "8", "--device", "cpu"],
+                          env=env, check=True, capture_output=True, text=True)
+    print(done.stdout)
+    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", store, "--workers", "1",
                                "--default-artifact-root", str(work / "artifacts"), "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
+        for _ in range(240):
             try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
                 break
             except OSError:
-                time.sleep(1)
-        from mlflow import MlflowClient
-
-        client = MlflowClient(store)
-        experiment = client.get_experiment_by_name("flowae-compare")
-        runs = client.search_runs([experiment.experiment_id])
-        children = [r.info.run_id for r in runs if "mlflow.parentRunId" in r.data.tags]
-        query = urllib.parse.urlencode({"runs": json.dumps(children), "experiments": json.dumps([experiment.experiment_id])})
-        shoot(f"{base}/#/compare-runs?{query}", REPO / "docs" / "mlflow_compare.png", work / "chrome1")
-        shoot(f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning",
-              REPO / "docs" / "mlflow_runs.png", work / "chrome2")
+                time.sleep(0.5)
+        shoot(printed_link(done.stdout, "open: "), REPO / "docs" / "mlflow_compare.png", work / "chrome1")
+        shoot(printed_link(done.stdout, "best: "), REPO / "docs" / "mlflow_run.png", work / "chrome2")
     finally:
         server.terminate()
         server.wait(timeout=30)

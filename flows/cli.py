@@ -13,7 +13,7 @@ import typer
 
 from components.settings import SettingsError, load_settings
 from flows import cli_options as o
-from flows.cli_support import fail, run_flow_command
+from flows.cli_support import fail, run_flow_command, ui_commands
 
 # Nightly hosts are often offline: no usage telemetry unless the user turns it back on.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -60,7 +60,9 @@ def synth(
                           attacks=attacks, days=days)
     except ValueError as exc:
         fail(f"synth: {exc}", 2)
-    for path in write_days(cfg, out, progress=True):
+    from components.tracking import interactive
+
+    for path in write_days(cfg, out, progress=interactive()):  # a bar on a terminal, else a line per file
         typer.echo(str(path))
 
 
@@ -299,6 +301,8 @@ def compare(
     typer.echo(f"best: {result['best']}: {result['best_link']}")
     typer.echo(f"MLflow parent run id: {result['parent_run_id']}; every model, best first:")
     typer.echo(f"open: {result['link']}")
+    if "mlflow" in (commands := ui_commands(settings)) and not settings.mlflow_ui_url:
+        typer.echo(f"(the MLflow UI of this store: {commands['mlflow']})")
 
 
 @app.command()

@@ -24,13 +24,24 @@ from components.detect.compare import (
 from components.detect.fit import TrainJob
 from components.detect.reporting import (
     epoch_logger,
+    key_figures,
     log_calibration,
+    log_data,
     log_evaluation,
     log_job,
     log_training,
 )
 from components.settings import load_settings
-from components.tracking import ensure_experiment, new_run, runs_link, stage_run
+from components.tracking import (
+    children_view,
+    ensure_experiment,
+    interactive,
+    new_run,
+    run_link,
+    set_description,
+    stage_run,
+)
+from flows.cli_support import flow_job, inputs_label
 from flows.ingest import ingest_flow
 from flows.workspace import workspace
 
@@ -49,9 +60,10 @@ def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> dict
     test scores go to a file for the all-models ROC plot."""
     settings = load_settings()
     with stage_run(settings, settings.compare_experiment, spec, parent_run_id=parent,
-                   tags={"flowae.stage": "compare", "flowae.compare_model": spec}):
+                   tags={"flowae.stage": "compare", "flowae.compare_model": spec}) as active:
         log_job(job_for(spec, job))
-        result = run_model(spec, job, on_epoch=epoch_logger())
+        result = run_model(spec, job, on_epoch=epoch_logger(), progress=interactive())
+        log_data(result.fit)  # the training and test files, as params and as datasets
         log_training(result.fit.train, result.fit.data)
         log_calibration(result.fit.detector, result.fit.calibration_scores)
         log_evaluation(result.scored, result.evaluation, result.fit.detector)
@@ -60,10 +72,15 @@ def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> dict
             mlflow.log_metrics({f"test_recall_at_1pct_fpr_other_day{'.' + _key(k) if k else ''}": v
                                 for k, v in at_fpr.items() if np.isfinite(v)})
             mlflow.set_tag("flowae.other_day_benign_files", ", ".join(result.other_day_files))
+        set_description(key_figures(spec, result.evaluation, [f.name for f in result.fit.training_files],
+                                    [f.name for f in result.fit.files]))
+        link = run_link(settings, active.info.experiment_id, active.info.run_id)
+    print(f"{spec}: test AUROC {result.evaluation.auroc:.4f}; MLflow run {link}")
     scores = Path(work) / f"{spec}.npz"
     scores.parent.mkdir(parents=True, exist_ok=True)
     np.savez(scores, scores=result.scored.scores, attack=result.scored.labels != "BENIGN")
-    return {"row": result.row(), "scores": str(scores), "other_day_files": result.other_day_files}
+    return {"row": result.row(), "scores": str(scores), "other_day_files": result.other_day_files,
+            "run_id": active.info.run_id, "link": link}
 
 
 def _key(label: str) -> str:
@@ -79,7 +96,19 @@ def other_day_note(board, other_files: list[str]) -> str:
             "the training files' (give such files with --data and train on others with --files/--days).")
 
 
-@flow(name="compare", log_prints=True)
+def _flow_run_name() -> str:
+    """``compare all on monday, ddos``: what the Prefect run does, not a random name."""
+    job = flow_job(CompareJob)
+    if job is None:
+        return "compare"
+    return f"compare {job.models} on {inputs_label(job.inputs)}"
+
+
+#: the leaderboard's columns in the runs table, ranking metric first
+BOARD_COLUMNS = ["test_auroc", "test_recall_at_1pct_fpr_other_day", "test_auprc", "test_f1", "test_fpr"]
+
+
+@flow(name="compare", log_prints=True, flow_run_name=_flow_run_name)
 def compare_flow(job: CompareJob) -> dict:
     settings = load_settings()
     specs = resolve_models(job.models)
@@ -103,9 +132,16 @@ def compare_flow(job: CompareJob) -> dict:
         mlflow.log_figure(plots.leaderboard_figure(curves), "plots/roc_all_models.png")
         best = board.iloc[0]
         mlflow.log_metrics({"best_auroc": float(best["auroc"])})
+        mlflow.log_params({"models": ", ".join(specs), "inputs": ", ".join(Path(i).name for i in job.inputs)[:6000]})
         mlflow.set_tag("flowae.best_model", str(best["model"]))
-    create_markdown_artifact(key="leaderboard", markdown=markdown, description="compare: every model")
-    create_table_artifact(board.fillna("n/a").to_dict(orient="records"), key="leaderboard-table")
+        set_description(f"Best: **{best['model']}** (test AUROC {float(best['auroc']):.4f}); "
+                        f"every model on the same data and split, best first.\n\n{markdown}")
     experiment_id = ensure_experiment(settings, settings.compare_experiment)
-    return {"parent_run_id": parent, "leaderboard": markdown, "best": str(board.iloc[0]["model"]),
-            "link": runs_link(settings, experiment_id)}
+    link = children_view(settings, experiment_id, parent, BOARD_COLUMNS[0], BOARD_COLUMNS[1:])
+    create_markdown_artifact(key="leaderboard", markdown=f"{markdown}\n\n[MLflow: the models side by side]({link})",
+                             description="compare: every model")
+    create_table_artifact(board.fillna("n/a").to_dict(orient="records"), key="leaderboard-table")
+    print(f"leaderboard: best {best['model']} (test AUROC {float(best['auroc']):.4f}); MLflow {link}")
+    best_link = next(r["link"] for r in results if r["row"]["model"] == best["model"])
+    return {"parent_run_id": parent, "leaderboard": markdown, "best": str(best["model"]),
+            "best_link": best_link, "link": link, "parent_link": run_link(settings, experiment_id, parent)}
