@@ -32,6 +32,13 @@ app = typer.Typer(
 )
 
 
+def echo_ui_command(settings) -> None:
+    """The command that serves the printed links (a local store, default UI address), with
+    absolute paths so it works from any directory."""
+    if "mlflow" in (commands := ui_commands(settings)) and not settings.mlflow_ui_url:
+        typer.echo(f"(the MLflow UI of this store: {commands['mlflow']})")
+
+
 def _settings(**overrides):
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -150,6 +157,7 @@ def train(
     if summary.get("version"):
         alias = "as challenger" if summary.get("challenger") else "(no alias moved; --challenger makes it the challenger)"
         typer.echo(f"registered {settings.registered_model_name} version {summary['version']} {alias}")
+    echo_ui_command(settings)
     typer.echo(f"MLflow run id: {summary['run_id']}")
     typer.echo(f"open: {summary['link']}")
 
@@ -255,6 +263,7 @@ def retrain(
                f"FPR {summary['test_fpr']:.4f}")
     typer.echo(f"promotion: {'promoted' if summary['promoted'] else 'not promoted'} ({summary['decision']}); "
                f"champion is version {summary['champion']}")
+    echo_ui_command(settings)
     typer.echo(f"MLflow parent run id: {summary['parent_run_id']}")
     typer.echo(f"open: {summary['link']}")
 
@@ -301,8 +310,7 @@ def compare(
     typer.echo(f"best: {result['best']}: {result['best_link']}")
     typer.echo(f"MLflow parent run id: {result['parent_run_id']}; every model, best first:")
     typer.echo(f"open: {result['link']}")
-    if "mlflow" in (commands := ui_commands(settings)) and not settings.mlflow_ui_url:
-        typer.echo(f"(the MLflow UI of this store: {commands['mlflow']})")
+    echo_ui_command(settings)
 
 
 @app.command()

@@ -83,7 +83,10 @@ def validate_task(ingest: dict, run: RunRef) -> dict:
 def _flow_run_name() -> str:
     """``retrain lstm_ae monday``: what the Prefect run does."""
     job = flow_job(RetrainJob)
-    return "retrain" if job is None else f"retrain {job.train.train.model} {inputs_label(job.inputs)}"
+    if job is None:
+        return "retrain"
+    trained_on = job.train.days or job.train.files or job.inputs  # what it trains on, said shortest
+    return f"retrain {job.train.train.model} {inputs_label(trained_on)}"
 
 
 @flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name)
