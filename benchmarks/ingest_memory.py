@@ -296,7 +296,9 @@ def write_section(section: str, docs: Path = DOCS) -> None:
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        end = text.find("\n## ", start + len(SECTION))
+        ends = [i for i in (text.find("\n## ", start + len(SECTION)),
+                            text.find("\n<!-- ", start + len(SECTION))) if i != -1]
+        end = min(ends) if ends else -1  # the next section, or the marker another script put before it
         rest = text[end + 1:] if end != -1 else ""
         text = text[:start] + section.rstrip("\n") + ("\n\n" + rest if rest else "\n")
     docs.parent.mkdir(parents=True, exist_ok=True)

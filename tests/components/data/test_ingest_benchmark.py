@@ -31,4 +31,9 @@ def test_benchmark_runs_on_a_small_synthetic_file(tmp_path):
     bench.write_section(bench.render_section(result, "cmd", "2026-11-23", "test"), docs)
     text = docs.read_text(encoding="utf-8")
     assert text.count("## Ingest") == 1 and "## Training\n\nkept" in text and "\n\n## Training" in text
+    # another script's marker right after the Ingest section stays where it is
+    docs.write_text(text.replace("## Training", "<!-- training:begin -->\n## Training"), encoding="utf-8")
+    bench.write_section(bench.render_section([result, result], "cmd", "2026-11-23", "test"), docs)
+    text = docs.read_text(encoding="utf-8")
+    assert "\n\n<!-- training:begin -->\n## Training\n\nkept" in text and text.count("## Ingest") == 1
     assert "against a goal of **2.0x**" in text and "Earlier (commit e36ed92" in text
