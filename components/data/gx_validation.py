@@ -80,10 +80,14 @@ class GXWorker:
     def __init__(self, docs_dir: Path | None) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(worker_command(docs_dir), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, bufsize=0)
         self.lock = threading.Lock()
         self.broken: str | None = None  # why this worker is not asked again
+        self.proc: subprocess.Popen | None = None
+        try:
+            self.proc = subprocess.Popen(worker_command(docs_dir), stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=env, bufsize=0)
+        except OSError as exc:  # answered to the first request, which fails its file
+            self.broken = f"Great Expectations worker could not start: {exc.strerror or exc}"
         self.validations = 0  # asked for; Data Docs are built only where there is one
         self.peak_rss_bytes = 0
 
@@ -150,7 +154,7 @@ class GXWorker:
     def close(self, timeout: float = 30.0) -> None:
         """Ask the worker to stop (it reports its peak RSS); kill it if it does not."""
         try:
-            if self.broken is None and self.proc.poll() is None:
+            if self.broken is None and self.proc is not None and self.proc.poll() is None:
                 self.peak_rss_bytes = int(self.request("close", None, timeout) or 0)
         except GXWorkerError:
             pass
@@ -159,6 +163,8 @@ class GXWorker:
 
     def kill(self) -> None:
         """Stop the process now and reap it (never waits on a hung worker)."""
+        if self.proc is None:
+            return
         if self.proc.poll() is None:
             self.proc.kill()
         try:

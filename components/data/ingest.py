@@ -5,7 +5,8 @@ time: read and hash (``readers``, ``streams``), map the header onto the contract
 cast and split rows (``validation``), stream the halves into atomic parquet writers (``outputs``),
 and let Great Expectations report on a seeded sample of the same rows (``sampling``,
 ``gx_validation``). Reading runs ahead and writing behind the checks on worker threads
-(``background``).
+(``background``); GX runs in a worker process (``gx_worker``) started when the file starts, so
+that its import overlaps the rows, and validates the sample while the outputs are closed.
 
 Outputs (fixed by DESIGN.md)::
 

@@ -54,9 +54,11 @@ _RAISES = ("from components.data.gx_worker import read_frame, write_frame; impor
     ("import sys; sys.exit(3)", "Great Expectations worker exited with code 3"),
     ("import time; time.sleep(120)", "Great Expectations worker did not answer"),
     (_RAISES, "Great Expectations failed: ValueError: boom"),
-], ids=["dies", "hangs", "raises"])
+    (None, "Great Expectations worker could not start"),
+], ids=["dies", "hangs", "raises", "cannot-start"])
 def test_a_broken_worker_fails_the_file_in_one_line_and_never_hangs(real, monkeypatch, script, reason):
-    monkeypatch.setattr(gx_validation, "worker_command", lambda docs: [sys.executable, "-c", script])
+    command = [sys.executable, "-c", script] if script else [str(real.tmp / "no-such-python")]
+    monkeypatch.setattr(gx_validation, "worker_command", lambda docs: command)
     path = real.write("night.csv", real.lines(DDOS, rows=20))
     started = time.monotonic()
     result = ingest_paths([str(path)], real.cfg(run_gx=True, gx_timeout_s=2))
