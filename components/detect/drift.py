@@ -49,6 +49,24 @@ def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / max(counts.sum(), 1)
 
 
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)``:
+    flows per bin. For a few finite increasing edges it counts the values at or above each edge
+    instead (a bin's count is the difference of two of those; NaN goes last, as searchsorted puts
+    it): a handful of vectorised comparisons, where a binary search per value cost about 1 ms
+    per feature and 50,000 flows."""
+    if len(edges) > 32 or not (np.isfinite(edges).all() and np.all(np.diff(edges) > 0)):
+        return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    nan = int(np.count_nonzero(np.isnan(values)))
+    at_least = np.empty(len(edges) + 2, np.int64)
+    at_least[0], at_least[-1] = len(values) - nan, 0
+    for i, edge in enumerate(edges):
+        at_least[i + 1] = np.count_nonzero(values >= edge)
+    counts = at_least[:-1] - at_least[1:]
+    counts[-1] += nan
+    return counts
+
+
 def build_reference(x: np.ndarray, feature_names: list[str], scores: np.ndarray, seed: int = 0,
                     max_rows: int = 200_000, threshold: float | None = None) -> dict:
     """Bin edges and shares (JSON-able) of one set of benign flows: ``x`` their scaled features and
@@ -160,10 +178,13 @@ class DriftAccumulator:
             self.unflagged_attacks += int(attack.sum())
             keep &= ~attack
         if not keep.all():
-            x, scores, rows = x[keep], scores[keep], rows[keep]
-        for k, (col, edges) in enumerate(zip(self.cols, self.edges)):
-            self.counts[k] += np.bincount(np.searchsorted(edges, x[:, col], side="right"),
-                                          minlength=len(edges) + 1)
+            scores, rows = scores[keep], rows[keep]
+        # one float64 copy of the measured flows, a feature per row: each searchsorted then reads
+        # a contiguous row (on a strided float32 column numpy converted every value on the way)
+        columns = np.asarray(x)[:, self.cols] if keep.all() else np.asarray(x)[np.flatnonzero(keep)[:, None], self.cols]
+        columns = np.ascontiguousarray(columns.T, dtype=np.float64)
+        for k, edges in enumerate(self.edges):
+            self.counts[k] += bin_counts(columns[k], edges)
         self.score_counts += np.bincount(np.searchsorted(self.score_edges, scores, side="right"),
                                          minlength=len(self.score_edges) + 1)
         self._keep(scores, row_keys(self.seed, rows))

@@ -74,16 +74,17 @@ class FileStats:
         n = len(scores)
         self.flows += n
         self.anomalies += int(flagged.sum())
-        self.problems += int(pc.sum(pc.is_valid(table.column("input_problem"))).as_py() or 0)
+        self.problems += n - table.column("input_problem").null_count
         self.hist += np.bincount(np.searchsorted(HIST_EDGES, np.log10(np.maximum(scores, 1e-12))),
                                  minlength=len(HIST_EDGES) + 1)
-        self._count(table, "destination_port", flagged, self.by_port, self.anomalies_by_port)
-        self._count(table, "label", flagged, self.by_label, self.anomalies_by_label)
-        if "timestamp" in table.column_names:
-            hours = pc.strftime(table.column("timestamp"), format="%Y-%m-%d %H:00")
-            self._count_values(hours, flagged, self.by_hour, self.anomalies_by_hour)
+        picked = pa.array(flagged) if flagged.any() else None
+        self._count(table, "destination_port", picked, self.by_port, self.anomalies_by_port)
+        self._count(table, "label", picked, self.by_label, self.anomalies_by_label)
+        times = batch_times(table)  # int64 ms, shared with the entities
+        if times is not None:
+            _count_hours(times, flagged, self.by_hour, self.anomalies_by_hour)
         self._keep_top(table, scores)
-        self._add_entities(table, scores, flagged, top)
+        self._add_entities(table, scores, flagged, top, times)
         attack, labelled = _attacks(table)
         if attack is not None and attack.any() and "source_ip" in table.column_names:
             picked = table.filter(pa.array(attack)).select(["label", "source_ip"])
@@ -91,12 +92,13 @@ class FileStats:
         if self.drift is not None and x is not None:
             self.drift.add(x, scores, flagged=flagged, attack=attack, labelled=labelled, rows=_row_ids(table))
 
-    def _add_entities(self, table: pa.Table, scores: np.ndarray, flagged: np.ndarray, top: np.ndarray | None) -> None:
+    def _add_entities(self, table: pa.Table, scores: np.ndarray, flagged: np.ndarray, top: np.ndarray | None,
+                      times: np.ndarray | None) -> None:
         if self.benign_quantiles is None:
             return
         u = benign_rank(scores, self.benign_quantiles)
         first = top[:, 0].astype(np.int64) if top is not None and top.shape[1] else None
-        ports, times = batch_ports(table), batch_times(table)
+        ports = batch_ports(table)
         for kind, entities in self.entities.items():
             keys = batch_columns(table, kind)
             if keys is None:
@@ -104,22 +106,19 @@ class FileStats:
                 continue
             entities.add(keys, u, flagged, first, ports, times)
 
-    def _count(self, table: pa.Table, column: str, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
+    def _count(self, table: pa.Table, column: str, picked: pa.Array | None, total: Counter, hits: Counter) -> None:
         if column in table.column_names:
-            self._count_values(table.column(column), flagged, total, hits)
+            self._count_values(table.column(column), picked, total, hits)
 
     @staticmethod
-    def _count_values(values, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
-        """Counts per distinct value (Arrow ``value_counts``; nulls counted as "unknown")."""
-        def counts(arr) -> dict:
-            arr = pc.fill_null(pc.cast(arr, pa.string()), "unknown")
-            vc = pc.value_counts(arr)
-            return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
-
+    def _count_values(values, picked: pa.Array | None, total: Counter, hits: Counter) -> None:
+        """Counts per distinct value, keyed by its text (nulls counted as "unknown"); ``picked``:
+        the flagged rows (None: none). Arrow counts the values as they are and only the distinct
+        ones become text (casting every row to a string first cost a second per 1e6 flows)."""
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values)
-        total.update(counts(values))
-        if flagged.any():
-            hits.update(counts(values.filter(pa.array(flagged))))
+        _add_counts(total, pc.value_counts(values))
+        if picked is not None:
+            _add_counts(hits, pc.value_counts(values.filter(picked)))
 
     def _keep_top(self, table: pa.Table, scores: np.ndarray) -> None:
         k = min(TOP_FLOWS, len(scores))
@@ -193,6 +192,34 @@ class FileStats:
 
     def drift_report(self):
         return self.drift.report() if self.drift is not None and self.drift.seen else None
+
+
+def _add_counts(counter: Counter, counts: pa.StructArray) -> None:
+    """Add Arrow ``value_counts`` into a counter keyed by each value's text ("unknown": null)."""
+    keys = pc.fill_null(pc.cast(counts.field("values"), pa.string()), "unknown").to_pylist()
+    for key, n in zip(keys, counts.field("counts").to_pylist()):
+        counter[key] += n
+
+
+_HOUR_MS = 3_600_000
+_NO_TIME = np.iinfo(np.int64).min  # ``batch_times``' null
+
+
+def _count_hours(times: np.ndarray, flagged: np.ndarray, total: Counter, hits: Counter) -> None:
+    """Flows (and flagged flows) per clock hour, keyed ``%Y-%m-%d %H:00`` ("unknown": no time).
+    The hours are counted as integers; only the distinct ones are formatted (Arrow's strftime of
+    every row took about a tenth of the scoring time)."""
+    known = times != _NO_TIME
+    hours = np.where(known, times // _HOUR_MS, _NO_TIME)
+    for counter, subset in ((total, hours), (hits, hours[flagged] if flagged.any() else None)):
+        if subset is None or not len(subset):
+            continue
+        distinct, counts = np.unique(subset, return_counts=True)
+        stamps = pa.array(np.where(distinct == _NO_TIME, 0, distinct * _HOUR_MS), pa.timestamp("ms"),
+                          mask=distinct == _NO_TIME)
+        keys = pc.fill_null(pc.strftime(stamps, format="%Y-%m-%d %H:00"), "unknown").to_pylist()
+        for key, n in zip(keys, counts.tolist()):
+            counter[key] += n
 
 
 def _benign_quantiles(detector: Detector, calibration: EntityCalibration | None) -> list[float] | None:

@@ -213,7 +213,7 @@ def _stream(detector: Detector, log, target: Path, scorer, version: str, stats: 
     ``keep``, the file-index range of a part) to ``target``, atomically."""
     writer = AtomicParquetWriter(target, pa.schema(list(log.schema) + SCORE_FIELDS))
     behind = WriteBehind(name="flowae-scored-writer")  # parquet encoding beside the model (no GIL)
-    names = np.asarray(detector.feature_names, dtype=object)
+    names = pa.array(detector.feature_names, pa.string())
     pending: list[tuple[pa.Table, np.ndarray]] = []
     rows = 0
     by_host = detector.host_windows  # a host's windows reach anywhere in the file: score it whole
@@ -262,7 +262,7 @@ def scale(detector: Detector, batch: pa.Table) -> np.ndarray:
 
 
 def _write_scored(behind: WriteBehind, writer: AtomicParquetWriter, pending: list[tuple[pa.Table, np.ndarray]],
-                  scored: ScoredFlows, names: np.ndarray, detector: Detector, version: str,
+                  scored: ScoredFlows, names: pa.Array, detector: Detector, version: str,
                   stats: FileStats, keep: tuple[int, int] | None) -> None:
     """Write the rows whose scores are final (the oldest ``len(scored)`` pending rows)."""
     k = len(scored)
@@ -277,13 +277,14 @@ def _write_scored(behind: WriteBehind, writer: AtomicParquetWriter, pending: lis
             return
         rows, x, top, values = rows.filter(pa.array(mask)), x[mask], top[mask], values[mask]
     n = len(values)
+    # text columns by Arrow ``take`` from the feature names (no Python string per row)
     columns = {
         "anomaly_score": pa.array(values, pa.float64()),
         "is_anomaly": pa.array(values > detector.threshold, pa.bool_()),
-        **{f"top_feature_{i + 1}": pa.array(names[top[:, i]] if top.shape[1] > i else [None] * n, pa.string())
-           for i in range(3)},
-        "model_name": pa.array([detector.name] * n, pa.string()),
-        "model_version": pa.array([version] * n, pa.string()),
+        **{f"top_feature_{i + 1}": names.take(pa.array(top[:, i].astype(np.int32))) if top.shape[1] > i
+           else pa.nulls(n, pa.string()) for i in range(3)},
+        "model_name": pa.array([detector.name], pa.string()).take(pa.array(np.zeros(n, np.int32))),
+        "model_version": pa.array([version], pa.string()).take(pa.array(np.zeros(n, np.int32))),
     }
     out = rows
     for name in (f.name for f in SCORE_FIELDS):

@@ -12,6 +12,7 @@ from components.detect.drift import (
     PSI_SHIFT,
     SAMPLE,
     DriftAccumulator,
+    bin_counts,
     build_reference,
     psi,
     row_keys,
@@ -155,3 +156,19 @@ def test_files_draw_independent_sample_keys():
 def test_psi_formula():
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
     assert psi([0.9, 0.1], [0.5, 0.5]) == pytest.approx(0.4 * np.log(1.8) - 0.4 * np.log(0.2))
+
+
+def test_bin_counts_are_those_of_a_binary_search():
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        values = rng.normal(size=int(rng.integers(0, 200)))
+        if trial % 3 == 0:
+            values = np.round(values, 1)  # values on the edges
+        if trial % 5 == 0 and len(values):
+            values[rng.integers(0, len(values), 3)] = rng.choice([np.nan, np.inf, -np.inf], 3)
+        edges = np.unique(np.round(rng.normal(size=int(rng.integers(0, 12))), 1 if trial % 2 else 3))
+        if trial % 7 == 0:
+            edges = np.append(edges, np.nan)  # not finite: the binary search itself
+        expected = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+        assert bin_counts(values, edges).tolist() == expected.tolist()
+

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from components.detect.flow_scores import FlowRule, FlowScorer, ScoredFlows, top_features
+from components.detect.flow_scores import (
+    FlowRule,
+    FlowScorer,
+    ScoredFlows,
+    _top_by_partition,
+    top_features,
+)
 from components.learn.models import build_model
 
 T, F = 8, 5
@@ -93,3 +99,18 @@ def test_isolation_forest_explains_by_deviation_from_the_benign_centre():
 def test_top_features_helper_orders_largest_first():
     values = np.array([[0.1, 0.9, 0.5, 0.3], [4.0, 1.0, 2.0, 3.0]])
     assert top_features(values).tolist() == [[1, 2, 3], [0, 3, 2]]
+
+
+@pytest.mark.parametrize("features", [1, 2, 3, 4, 7, 59])
+def test_top_features_are_those_of_the_partition_rule_ties_nan_and_inf_included(features):
+    rng = np.random.default_rng(features)
+    for trial in range(40):
+        values = rng.normal(size=(int(rng.integers(1, 60)), features)).astype(np.float32 if trial % 2 else np.float64)
+        if trial % 3 == 0:
+            values = np.round(values)  # many ties
+        if trial % 4 == 0:
+            rows, cols = rng.integers(0, len(values), 4), rng.integers(0, features, 4)
+            values[rows, cols] = rng.choice([np.nan, np.inf, -np.inf], 4)
+        k = min(3, features)
+        assert top_features(values).tolist() == _top_by_partition(values, k).tolist()
+
