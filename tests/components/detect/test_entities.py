@@ -180,3 +180,24 @@ def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(n
     again = score_file(detector, tmp_path / "alone.parquet", tmp_path, "alone", "1")
     np.testing.assert_allclose(scored.filter(attacker).column("anomaly_score").to_numpy(),
                                pq.read_table(again.output).column("anomaly_score").to_numpy(), rtol=1e-5)
+
+
+def test_a_night_scored_in_parts_ranks_its_hosts_as_scored_whole(night_data, tmp_path):
+    from components.detect.scoring import score_part
+    from components.detect.serving import parquet_clock
+
+    folder, detector = night_data
+    stems = ["friday-afternoon-benign-head.TrafficLabelling", "friday-portscan-1000.TrafficLabelling"]
+    log = night_file(folder, stems, tmp_path / "night.parquet")
+    pq.write_table(pq.read_table(log), log, row_group_size=300)
+    whole = report(detector, log, tmp_path)
+    n, clock = pq.read_metadata(log).num_rows, parquet_clock(log)
+    parts = [score_part(detector, log, tmp_path / f"part{i}.parquet", a, b, n, "1", clock=clock)
+             for i, (a, b) in enumerate([(0, 500), (500, 900), (900, n)])]
+    stats = parts[0].stats
+    for part in parts[1:]:
+        stats.merge(part.stats)
+    merged = stats.entity_report(budget=1.0, max_rate=0.05)
+    for kind in ("hosts", "pairs"):
+        assert merged[kind]["table"] == whole[kind]["table"]
+        assert merged[kind]["few_flows"] == whole[kind]["few_flows"]
