@@ -41,6 +41,15 @@ def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
         assert child.data.params["train.window"] == str(SPECS[spec][1].get("window", 8))
         assert 0 <= child.data.metrics["test_recall_at_1pct_fpr_other_day.DDoS"] <= 1
         assert child.data.tags["flowae.other_day_benign_files"] == week
+        # one name per setting; each child names its training and test files and its figures
+        assert "rule.stride" not in child.data.params and child.data.params["detector.rule.stride"]
+        assert child.data.params["training_files"] == BENIGN.replace(".csv", ".parquet")
+        assert week in child.data.params["test_files"] and DDOS.replace(".csv", ".parquet") in child.data.params["test_files"]
+        assert child.data.tags["mlflow.note.content"].startswith(f"**{spec}**: AUROC ")
+    description = parent[0].data.tags["mlflow.note.content"]  # the leaderboard, best first
+    assert description.startswith(f"Best: **{parent[0].data.tags['flowae.best_model']}**")
+    assert all(f"| {name} |" in description for name in MODELS.split(","))
+    assert f"viewStateShareKey=children-{parent[0].info.run_id}&workflowType=machine_learning" in result.stdout
     artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id, "leaderboard")}
     assert artifacts == {"leaderboard/leaderboard.csv", "leaderboard/leaderboard.md"}
     board = pd.read_csv(client.download_artifacts(parent[0].info.run_id, "leaderboard/leaderboard.csv"))
