@@ -36,7 +36,13 @@ from components.data.inputs import PARQUET_SUFFIXES, InputFile, display_name
 from components.data.outputs import remove_stale_temp_files, safe_stem, write_json_atomic
 from components.detect import plots
 from components.detect.inbox import Ledger, new_owner
-from components.detect.night_report import FileStats, markdown, missing_line
+from components.detect.night_report import (
+    FileStats,
+    markdown,
+    missing_line,
+    night_description,
+    night_headline,
+)
 from components.detect.packaging import load_detector
 from components.detect.registry import client as registry_client
 from components.detect.scoring import (
@@ -50,8 +56,8 @@ from components.detect.scoring import (
 from components.detect.serving import parquet_clock, parquet_row_groups
 from components.learn.training import resolve_device
 from components.settings import load_settings
-from components.tracking import ensure_experiment, run_link, stage_run
-from flows.cli_support import write_error_log
+from components.tracking import ensure_experiment, interactive, run_link, set_description, stage_run
+from flows.cli_support import inputs_label, write_error_log
 from flows.retries import FileRunner, retry_on_io_error
 
 
@@ -225,7 +231,7 @@ class _Bar:
 
         size = path.stat().st_size if path.exists() else 0
         self.tqdm = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr,
-                         leave=False, disable=size < (32 << 20))
+                         leave=False, disable=size < (32 << 20) or not interactive())  # logs: the per-file line
 
     def update(self, done: int, total: int, rows: int) -> None:
         self.tqdm.update(max(0, done - self.tqdm.n))
@@ -350,18 +356,27 @@ def score_flow(job: ScoreJob) -> dict:
                "files": [r.summary() for r in results], "notes": notes,
                "drift": drift.to_dict() if drift is not None else None}
     summary_path = write_json_atomic(Path(job.out) / "summary.json", summary)
-    run_id = _log_night(settings, summary, night, detector, version, summary_path)
-    create_markdown_artifact(key="nightly-scoring", markdown=markdown(summary),
-                             description=f"scoring with {detector.name} version {version}")
+    run_id = _log_night(settings, summary, night, detector, version, summary_path, job)
     experiment_id = ensure_experiment(settings, settings.scoring_experiment)
-    return {**summary, "summary_path": str(summary_path), "mlflow_run_id": run_id,
-            "link": run_link(settings, experiment_id, run_id)}
+    link = run_link(settings, experiment_id, run_id)
+    where = f"MLflow run: [{run_id}]({link}) · outputs: `{Path(job.out).resolve()}` (summary.json, *.scored.parquet)"
+    create_markdown_artifact(key="nightly-scoring", markdown=markdown(summary, where),
+                             description=f"scoring with {detector.name} version {version}")
+    print(f"scored {summary['flows']:,} flows: {night_headline(summary)}; MLflow: {link}")
+    return {**summary, "summary_path": str(summary_path), "mlflow_run_id": run_id, "link": link}
 
 
-def _log_night(settings, summary: dict, night: FileStats, detector, version: str, summary_path: Path) -> str:
-    with stage_run(settings, settings.scoring_experiment, f"score {len(summary['files'])} files",
+def _log_night(settings, summary: dict, night: FileStats, detector, version: str, summary_path: Path,
+               job: ScoreJob) -> str:
+    with stage_run(settings, settings.scoring_experiment, f"score {inputs_label(list(job.inputs))}",
                    tags={"flowae.model_version": version, "flowae.model": detector.name,
                          "flowae.stage": "score"}) as run:
+        mlflow.log_params({"inputs": ", ".join(Path(i).name for i in job.inputs)[:6000],
+                           "input_count": len(job.inputs), "out": str(Path(job.out).resolve()),
+                           "model_uri": summary["model_uri"], "model_version": version, "model": detector.name,
+                           "threshold": detector.threshold, "host_budget": settings.host_budget,
+                           "host_max_rate": settings.host_max_rate})
+        set_description(night_description(summary))
         ok = [f for f in summary["files"] if f["status"] == "ok"]
         mlflow.log_metrics({"flows": summary["flows"], "anomalies": summary["anomalies"], "rate": summary["rate"],
                             "files_ok": len(ok), "files_failed": len(summary["files"]) - len(ok),

@@ -328,11 +328,36 @@ def entity_markdown(entities: dict | None) -> list[str]:
     return lines
 
 
-def markdown(summary: dict) -> str:
-    """The nightly summary as a Prefect markdown artifact: entities first, then flows."""
+def night_headline(summary: dict) -> str:
+    """One line: hosts flagged, flows flagged, files failed, drift."""
+    hosts = (summary.get("entities") or {}).get("hosts")
+    flagged = [r["entity"] for r in hosts["table"] if r["flagged"]] if hosts else []
+    head = (f"{len(flagged)} hosts flagged" + (f" ({', '.join(flagged[:5])})" if flagged else "")
+            if hosts else "hosts not ranked")
+    failed = sum(f["status"] != "ok" for f in summary.get("files", []))
+    drift = (summary.get("drift") or {}).get("warning")
+    return (f"{head}; {summary['anomalies']:,} of {summary['flows']:,} flows flagged ({summary['rate']:.2%})"
+            + (f"; {failed} files failed" if failed else "") + ("; drift: consider retraining" if drift else ""))
+
+
+def night_description(summary: dict) -> str:
+    """The scoring run's description (MLflow ``mlflow.note.content``): the headline, the top
+    hosts, the drift warning in full."""
+    lines = [f"**{night_headline(summary)}** with {summary['model']}.", ""]
+    lines += [f"    {line}" for line in host_lines(summary.get("entities"))]
+    drift = (summary.get("drift") or {}).get("warning")
+    if drift:
+        lines += ["", f"Drift: {drift}"]
+    return "\n".join(lines)
+
+
+def markdown(summary: dict, where: str | None = None) -> str:
+    """The nightly summary as a Prefect markdown artifact: entities first, then flows; ``where``
+    links the MLflow run and the output folder."""
     title = (f"## flowae scoring: {summary['flows']:,} flows, {summary['anomalies']:,} anomalies "
              f"({summary['rate']:.2%})")
-    lines = [title, "", f"model: {summary['model']}", "", *entity_markdown(summary.get("entities"))]
+    lines = [title, "", f"model: {summary['model']}", "", *([where, ""] if where else []),
+             *entity_markdown(summary.get("entities"))]
     drift = summary.get("drift") or {}
     if drift.get("warning"):
         lines += [f"> **drift:** {drift['warning']}", ""]

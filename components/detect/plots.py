@@ -117,6 +117,11 @@ def night_histogram(counts: np.ndarray, reference: list[float], threshold: float
         ref, _ = np.histogram(np.log10(np.maximum(reference, 1e-12)), bins=np.r_[-np.inf, HIST_EDGES, np.inf])
         ax.step(centres, ref / max(ref.sum(), 1), where="mid", c="black", label="calibration (benign)")
     ax.axvline(np.log10(max(threshold, 1e-12)), c="red", ls="--", label="threshold")
+    # the fixed bins span 14 decades so that nights add up; show the decades that hold data
+    used = np.flatnonzero(counts + (ref if len(reference) else 0))
+    lo, hi = (centres[used[0]], centres[used[-1]]) if len(used) else (centres[0], centres[-1])
+    t = np.log10(max(threshold, 1e-12))
+    ax.set_xlim(min(lo, t) - 0.3, max(hi, t) + 0.3)
     ax.set(xlabel="log10 anomaly score", ylabel="share of flows", title="Scores tonight vs calibration")
     ax.legend(fontsize=8)
     return _done(fig)
