@@ -124,7 +124,7 @@ def train(
     batch_size: o.BatchSize = None, lr: o.Lr = None, patience: o.Patience = None,
     device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
-    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None, windows: o.Windows = None,
     mahalanobis_inputs: o.MahalanobisInputs = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     register: Annotated[bool, typer.Option("--register/--no-register",
@@ -139,7 +139,7 @@ def train(
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
                       patience=patience, device=device, seed=seed, scaler=scaler,
                       calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
-                      aggregate=aggregate, mahalanobis_inputs=mahalanobis_inputs, resume=resume,
+                      aggregate=aggregate, windows=windows, mahalanobis_inputs=mahalanobis_inputs, resume=resume,
                       register_model=register)
 
     def work(api):
@@ -237,7 +237,7 @@ def retrain(
     batch_size: o.BatchSize = None, lr: o.Lr = None, patience: o.Patience = None,
     device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
-    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None, windows: o.Windows = None,
     mahalanobis_inputs: o.MahalanobisInputs = None,
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Run the promotion step.")] = True,
 ) -> None:
@@ -249,7 +249,7 @@ def retrain(
                       epochs=epochs, window=window, stride=stride, hidden=hidden,
                       batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
                       scaler=scaler, calibration=calibration, target_fpr=target_fpr,
-                      score_stride=score_stride, aggregate=aggregate, mahalanobis_inputs=mahalanobis_inputs)
+                      score_stride=score_stride, aggregate=aggregate, windows=windows, mahalanobis_inputs=mahalanobis_inputs)
 
     def work(api):
         from flows.retrain import RetrainJob, retrain_flow
@@ -280,7 +280,7 @@ def compare(
     stride: o.Stride = None, hidden: o.Hidden = None, batch_size: o.BatchSize = None, lr: o.Lr = None,
     patience: o.Patience = None, device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
-    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None,
+    score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None, windows: o.Windows = None,
     mahalanobis_inputs: o.MahalanobisInputs = None,
 ) -> None:
     """Train and evaluate every model on the same data and split, side by side with baselines."""
@@ -291,7 +291,7 @@ def compare(
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
                       patience=patience, device=device, seed=seed, scaler=scaler,
                       calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
-                      aggregate=aggregate, mahalanobis_inputs=mahalanobis_inputs, register_model=False)
+                      aggregate=aggregate, windows=windows, mahalanobis_inputs=mahalanobis_inputs, register_model=False)
     try:
         from components.detect.compare import resolve_models
 

@@ -34,6 +34,8 @@ TargetFpr = Annotated[float | None, typer.Option("--target-fpr", help="False-pos
 ScoreStride = Annotated[int | None, typer.Option("--score-stride", min=1,
                                                  help="Stride of the windows that score flows (default: T).")]
 Aggregate = Annotated[str | None, typer.Option(help="Per-flow score over covering windows: mean | max.")]
+Windows = Annotated[str | None, typer.Option(
+    "--windows", help="global (a file's consecutive flows) | host (one source host's flows in time order).")]
 MahalanobisInputs = Annotated[bool | None, typer.Option(
     "--mahalanobis-inputs/--no-mahalanobis-inputs",
     help="mahalanobis: also weigh each flow's own features (default on).")]
@@ -42,7 +44,7 @@ MahalanobisInputs = Annotated[bool | None, typer.Option(
 def build_job(settings: Settings, data: Path, *, files=None, days=None, model=None, epochs=None,
               window=None, stride=None, hidden=None, batch_size=None, lr=None, patience=None,
               device=None, seed=None, scaler=None, calibration=None, target_fpr=None,
-              score_stride=None, aggregate=None, mahalanobis_inputs=None, resume: bool = False,
+              score_stride=None, aggregate=None, windows=None, mahalanobis_inputs=None, resume: bool = False,
               register_model: bool = True,
               defaults: dict[str, Any] | None = None, command: str = "train"):
     """A validated ``TrainJob``; a bad option ends the command with one line and exit code 2."""
@@ -63,7 +65,8 @@ def build_job(settings: Settings, data: Path, *, files=None, days=None, model=No
         detector["calibration"] = calibration
     if target_fpr is not None:
         detector["target_fpr"] = target_fpr
-    rule = {k: v for k, v in {"stride": score_stride, "aggregate": aggregate}.items() if v is not None}
+    rule = {k: v for k, v in {"stride": score_stride, "aggregate": aggregate, "windows": windows}.items()
+            if v is not None}
     if rule:
         detector["rule"] = rule
     try:

@@ -17,6 +17,7 @@ from components.learn.training import TrainConfig
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
 from components.tracking import redact
+from flows.cli_support import ui_commands
 from flows.retrain import RetrainJob, retrain_flow
 from flows.retries import FileRunner
 from flows.score import ScoreJob, score_flow
@@ -71,12 +72,13 @@ def _print_where_to_look(settings: Settings, workdir: Path, summary: dict) -> No
     print(f"MLflow store:     {redact(store)}" + (f"  ({Path(local).resolve()})" if local else ""))
     print(f"Artifacts:        {settings.artifact_root.resolve()}")
     print()
+    commands = ui_commands(settings)  # absolute paths: they work from any directory
     print("Open the MLflow UI on it:")
-    if local:
-        print(f"  .venv/bin/mlflow ui --backend-store-uri {store} --host 127.0.0.1 --port 5000")
+    if "mlflow" in commands:
+        print(f"  {commands['mlflow']}")
     else:
         print(f"  (tracking server {redact(store)}: open it in a browser)")
     print(f"  then browse {retrain['link']}")
     print("Open the Prefect UI on the flow runs:")
-    print("  .venv/bin/prefect server start --host 127.0.0.1 --port 4200")
+    print(f"  {commands['prefect']}")
     print("  then browse http://127.0.0.1:4200")

@@ -99,6 +99,7 @@ def test_resume_continues_the_same_run_after_a_crash(real_ingested, store, monke
         (["--calibration", "best"], "--calibration: Input should be 'quantile', 'mahalanobis' or 'pot'"),
         (["--target-fpr", "0.7"], "--target-fpr: Input should be less than 0.5"),
         (["--model", "lstm_ae", "--window", "1"], "lstm_ae needs windows of at least 2 flows"),
+        (["--windows", "subnet"], "--windows: String should match pattern"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(args, message, tmp_path, mlflow_env):
