@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev lint bench-quality bench-speed bench-scoring bench-ingest screenshots mlflow-ui prefect-ui clean
+.PHONY: demo test install install-dev lint bench-quality bench-speed bench-scoring bench-entities bench-ingest screenshots mlflow-ui prefect-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-speed: install-dev
 
 bench-scoring: install-dev
 	$(BIN)/python benchmarks/scoring.py --write-docs
+
+bench-entities: install-dev
+	$(BIN)/python benchmarks/entities.py --synthetic-rows 6000 --write-docs
 
 bench-ingest: install-dev
 	$(BIN)/python benchmarks/ingest_memory.py --gb 1.0 --write-docs
