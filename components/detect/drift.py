@@ -179,10 +179,12 @@ class DriftAccumulator:
             keep &= ~attack
         if not keep.all():
             scores, rows = scores[keep], rows[keep]
-        # one float64 copy of the measured flows, a feature per row: each searchsorted then reads
-        # a contiguous row (on a strided float32 column numpy converted every value on the way)
-        columns = np.asarray(x)[:, self.cols] if keep.all() else np.asarray(x)[np.flatnonzero(keep)[:, None], self.cols]
-        columns = np.ascontiguousarray(columns.T, dtype=np.float64)
+        # one float64 copy of the measured flows, a feature per row (one transposing pass): each
+        # feature's bin count then reads a contiguous row, compared in float64 as before
+        x = np.asarray(x) if keep.all() else np.asarray(x)[keep]
+        if self.cols != list(range(x.shape[1])):
+            x = x[:, self.cols]
+        columns = x.T.astype(np.float64, order="C")
         for k, edges in enumerate(self.edges):
             self.counts[k] += bin_counts(columns[k], edges)
         self.score_counts += np.bincount(np.searchsorted(self.score_edges, scores, side="right"),

@@ -87,7 +87,7 @@ class FileStats:
         self._add_entities(table, scores, flagged, top, times)
         attack, labelled = _attacks(table)
         if attack is not None and attack.any() and "source_ip" in table.column_names:
-            picked = table.filter(pa.array(attack)).select(["label", "source_ip"])
+            picked = table.select(["label", "source_ip"]).filter(pa.array(attack))
             self.attack_sources.update(zip(picked.column("label").to_pylist(), picked.column("source_ip").to_pylist()))
         if self.drift is not None and x is not None:
             self.drift.add(x, scores, flagged=flagged, attack=attack, labelled=labelled, rows=_row_ids(table))
@@ -130,7 +130,7 @@ class FileStats:
         if len(idx) == 0:
             return
         cols = [c for c in SHOWN if c in table.column_names]
-        picked = table.take(pa.array(idx)).select(cols).to_pylist()
+        picked = table.select(cols).take(pa.array(idx)).to_pylist()
         for row in picked:
             if self.source is not None:
                 row["source_file"] = self.source

@@ -132,3 +132,23 @@ def test_a_write_error_on_the_writer_thread_fails_the_file_and_leaves_nothing(
     result = score_file(tiny_fit.detector, shared_data / names["ddos"], tmp_path, "ddos", "1", batch_rows=100)
     assert (result.status, result.error, result.transient) == ("failed", "I/O error: No space left on device", True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_model_runs_on_one_torch_thread_fewer_and_the_setting_comes_back(tiny_fit, shared_data, names, tmp_path,
+                                                                            monkeypatch):
+    import torch
+
+    from components.detect.flow_scores import FlowScorer
+
+    seen = []
+    feed = FlowScorer.feed
+
+    def spy(self, x):
+        seen.append(torch.get_num_threads())
+        return feed(self, x)
+
+    monkeypatch.setattr(FlowScorer, "feed", spy)
+    before = torch.get_num_threads()
+    result = score_file(tiny_fit.detector, shared_data / names["ddos"], tmp_path, "ddos", "1")
+    assert result.status == "ok" and seen and set(seen) == {max(1, before - 1)}
+    assert torch.get_num_threads() == before
