@@ -19,6 +19,19 @@ os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+#: test folders in the order they start: the minutes-long files (the stack, the browser, the demo)
+#: first, so that with ``--dist loadfile`` the two workers finish together instead of one running
+#: the stack test alone at the end
+FIRST = ("integration", "e2e", "flows")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        parts = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts
+        return FIRST.index(parts[0]) if parts[0] in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each folder and file is kept
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
