@@ -21,6 +21,7 @@ from components.data.ingest import (
     mark_failed,
     plan_outputs,
     prepare_output,
+    stop_validation,
     write_manifest,
 )
 from components.data.ingest_tracking import log_ingest_run
@@ -92,14 +93,18 @@ def ingest_flow(inputs: list[str], out: str, progress: bool = False, log_to_mlfl
         invalid_values=settings.invalid_values, progress=progress, run_gx=run_gx,
         member=[item.member for item, _ in planned])
     reports: list[FileReport] = []
-    for (item, stem), future in zip(planned, futures):
-        result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):  # retries exhausted on an I/O error
-            report = FileReport(source=item.source)
-            mark_failed(report, cfg, stem, f"cannot read: {result}")
-        else:
-            report = FileReport(**result)
-        reports.append(report)
+    try:
+        for (item, stem), future in zip(planned, futures):
+            result = future.result(raise_on_failure=False)
+            if isinstance(result, BaseException):  # retries exhausted on an I/O error
+                report = FileReport(source=item.source)
+                mark_failed(report, cfg, stem, f"cannot read: {result}")
+            else:
+                report = FileReport(**result)
+            reports.append(report)
+    except BaseException:
+        stop_validation(cfg)  # no GX worker outlives a failed run
+        raise
     docs_index = finish_validation(cfg)
     manifest = build_manifest(reports, notes, cfg)
     manifest_path = write_manifest(manifest, cfg)

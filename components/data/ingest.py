@@ -384,6 +384,13 @@ def prepare_output(cfg: IngestConfig) -> list[str]:
     return []
 
 
+def stop_validation(cfg: IngestConfig) -> None:
+    """A run that fails before its Data Docs: stop its GX worker now (a long-running ``flowae
+    serve`` would otherwise keep it, about 0.4 GB, until the next ingest into the same folder)."""
+    if cfg.run_gx:
+        forget_context(cfg.docs_dir)
+
+
 def finish_validation(cfg: IngestConfig) -> Path | None:
     """Build the run's Data Docs HTML (``OUT/validation/data_docs/index.html``)."""
     if not cfg.run_gx:
@@ -428,13 +435,17 @@ def ingest_paths(inputs: list[str], cfg: IngestConfig,
     planned, plan_notes = plan_outputs(inputs)
     notes += plan_notes
     reports = []
-    for item, stem in planned:
-        try:
-            report = ingest_file(item, cfg, stem, progress(item) if progress else None)
-        except OSError as exc:  # transient I/O errors: no retry here, the file fails
-            report = FileReport(source=item.source)
-            mark_failed(report, cfg, stem, f"cannot read: {exc}")
-        reports.append(report)
+    try:
+        for item, stem in planned:
+            try:
+                report = ingest_file(item, cfg, stem, progress(item) if progress else None)
+            except OSError as exc:  # transient I/O errors: no retry here, the file fails
+                report = FileReport(source=item.source)
+                mark_failed(report, cfg, stem, f"cannot read: {exc}")
+            reports.append(report)
+    except BaseException:
+        stop_validation(cfg)
+        raise
     finish_validation(cfg)
     manifest = build_manifest(reports, notes, cfg)
     ordered, _ = capture_order(reports)

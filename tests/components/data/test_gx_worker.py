@@ -70,3 +70,23 @@ def test_a_broken_worker_fails_the_file_in_one_line_and_never_hangs(real, monkey
     assert not (real.tmp / "out" / "curated" / "night.parquet").exists()
     assert result.manifest["files"][0]["error"] == report.error
     assert not gx_validation._WORKERS
+
+
+def test_a_run_that_fails_before_its_data_docs_leaves_no_worker(real, monkeypatch):
+    first = real.write("first.csv", real.lines(DDOS, rows=50))
+    second = real.write("second.csv", real.lines(DDOS, rows=50))
+    original = ingest.ingest_file
+    started: list = []
+
+    def crash_on_second(item, cfg, stem, on_progress=None):
+        if stem == "second":
+            started.extend(gx_validation._WORKERS.values())  # the worker the first file started
+            raise RuntimeError("a bug in the middle of the run")
+        return original(item, cfg, stem, on_progress)
+
+    monkeypatch.setattr(ingest, "ingest_file", crash_on_second)
+    with pytest.raises(RuntimeError, match="a bug in the middle"):
+        ingest_paths([str(first), str(second)], real.cfg(run_gx=True, gx_sample_rows=20))
+    assert len(started) == 1 and not gx_validation._WORKERS
+    started[0].proc.wait(timeout=30)  # stopped, not left running until the process exits
+    assert started[0].proc.returncode is not None
