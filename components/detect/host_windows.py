@@ -24,9 +24,8 @@ def host_sequences(hosts: np.ndarray | None, times: np.ndarray | None, n: int) -
     if hosts is None or n == 0:
         return [np.arange(n)] if n else []
     codes, _ = pd.factorize(np.asarray(hosts, dtype=object), use_na_sentinel=True)
+    # NaT becomes the smallest int64: a flow without a time goes first within its host
     stamps = np.zeros(n, np.int64) if times is None else np.asarray(times).astype("datetime64[ms]").astype(np.int64)
-    if times is not None:
-        stamps = np.where(np.isnat(np.asarray(times).astype("datetime64[ms]")), np.iinfo(np.int64).min, stamps)
     unknown = codes < 0
     stamps = np.where(unknown, 0, stamps)  # no host: file order, whatever the clock says
     order = np.lexsort((np.arange(n), stamps, codes))

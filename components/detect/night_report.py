@@ -96,15 +96,18 @@ class FileStats:
                       times: np.ndarray | None) -> None:
         if self.benign_quantiles is None:
             return
+        keyed = {kind: batch_columns(table, kind) for kind in self.entities}
+        if any(keys is None for keys in keyed.values()):
+            self.without_entities.setdefault(self.source or "?", missing_reason(table.column_names, "host")
+                                             or missing_reason(table.column_names, "pair"))
+        if all(keys is None for keys in keyed.values()):
+            return  # a log without identifiers: no rank, port or time work on its rows
         u = benign_rank(scores, self.benign_quantiles)
         first = top[:, 0].astype(np.int64) if top is not None and top.shape[1] else None
         ports = batch_ports(table)
-        for kind, entities in self.entities.items():
-            keys = batch_columns(table, kind)
-            if keys is None:
-                self.without_entities.setdefault(self.source or "?", missing_reason(table.column_names, kind))
-                continue
-            entities.add(keys, u, flagged, first, ports, times)
+        for kind, keys in keyed.items():
+            if keys is not None:
+                self.entities[kind].add(keys, u, flagged, first, ports, times)
 
     def _count(self, table: pa.Table, column: str, picked: pa.Array | None, total: Counter, hits: Counter) -> None:
         if column in table.column_names:
