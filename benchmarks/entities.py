@@ -40,9 +40,9 @@ from components.detect import defaults
 from components.detect.evaluation import recall_at_fpr
 from components.detect.fit import DetectorConfig, TrainJob, evaluate_data, fit_detector
 from components.detect.flow_scores import FlowRule
-from components.detect.scoring import score_file
 from components.learn.models import MODEL_NAMES
 from components.learn.training import TrainConfig
+from components.serve.scoring import score_file
 
 SHARED = REPO.parent / "shared" / "data" / "cicids2017"
 TRAINING = "friday-benign-after-299.MachineLearningCVE"

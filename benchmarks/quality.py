@@ -35,10 +35,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.data.ingest import IngestConfig, ingest_paths
-from components.detect import compare, plots
+from components.detect import compare
 from components.detect.evaluation import recall_at_fpr
 from components.detect.fit import DetectorConfig, TrainJob
 from components.learn.training import TrainConfig
+from components.report import plots
 
 SHARED = REPO.parent / "shared" / "data" / "cicids2017"
 DEFAULT_FILES = ["friday-afternoon-benign-head.MachineLearningCVE.csv", "friday-ddos-1000.TrafficLabelling.csv",

@@ -42,7 +42,7 @@ _FLOWAE_E2E = """
 import json, sys, time
 from pathlib import Path
 from components.detect.detector import Detector
-from components.detect.scoring import score_file
+from components.serve.scoring import score_file
 d = Detector.load(Path(sys.argv[1]))
 t = time.perf_counter()
 r = score_file(d, Path(sys.argv[2]), Path(sys.argv[3]), "bench", "bench")
@@ -67,8 +67,8 @@ import json, sys, time
 import numpy as np
 from pathlib import Path
 from components.detect.detector import Detector
-from components.detect.scoring import scale
-from components.detect.serving import open_log
+from components.serve.scoring import scale
+from components.data.logs import open_log
 d = Detector.load(Path(sys.argv[1]))
 which = sys.argv[3]
 log = open_log(Path(sys.argv[2]))
@@ -77,7 +77,7 @@ if which == "forest":
     fit = None
 scorer = d.scorer() if which == "flowae" else None
 if which == "flowae":  # as score_file runs it: one torch thread fewer than the machine's
-    from components.detect.scoring import _model_threads
+    from components.serve.scoring import _model_threads
     _model_threads().__enter__()
 timed, rows, forest = 0.0, 0, None
 t_all = time.perf_counter()

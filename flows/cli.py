@@ -324,7 +324,7 @@ def score(
 ) -> None:
     """Batch-score traffic logs with a registered model: every row, a score, a flag, its top features."""
     from components.data.ingest import plan_outputs
-    from components.detect.night_report import host_lines, missing_line
+    from components.report.night import host_lines, missing_line
 
     settings = _settings()
     if out.exists() and not out.is_dir():

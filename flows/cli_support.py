@@ -50,8 +50,8 @@ def _refusals() -> tuple[type[BaseException], ...]:
     """flowae's own one-line refusals (registry state, changed data, untrusted model files);
     imported only on the failure path, so the CLI starts as fast as before."""
     from components.detect.fit import DataChanged
-    from components.detect.packaging import UntrustedModel
-    from components.detect.registry import RegistryError
+    from components.serve.packaging import UntrustedModel
+    from components.serve.registry import RegistryError
 
     return (RegistryError, DataChanged, UntrustedModel)
 

@@ -12,7 +12,6 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, ConfigDict
 
-from components.detect import plots
 from components.detect.compare import (
     RECALL_AT_FPR,
     job_for,
@@ -22,7 +21,8 @@ from components.detect.compare import (
     to_markdown,
 )
 from components.detect.fit import TrainJob
-from components.detect.reporting import (
+from components.report import plots
+from components.report.records import (
     epoch_logger,
     key_figures,
     log_calibration,

@@ -12,8 +12,8 @@ from prefect import flow
 
 from components.detect import defaults
 from components.detect.fit import DetectorConfig, TrainJob
-from components.detect.night_report import detection_lines, host_lines
 from components.learn.training import TrainConfig
+from components.report.night import detection_lines, host_lines
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
 from components.tracking import redact

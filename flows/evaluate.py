@@ -14,8 +14,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from components.detect.evaluation import evaluate, summary_table
 from components.detect.fit import evaluate_data
-from components.detect.packaging import load_detector
-from components.detect.reporting import key_figures, log_evaluation
+from components.report.records import key_figures, log_evaluation
+from components.serve.packaging import load_detector
 from components.settings import load_settings
 from components.tracking import ensure_experiment, run_link, set_description, stage_run
 

@@ -3,7 +3,7 @@
 The decision and both figures go to an MLflow run (experiment ``flowae-registry``) and to a
 Prefect markdown artifact, a refused promotion too (its one-line reason); a refused promotion
 then fails the flow, so ``retrain`` and ``flowae promote`` exit non-zero. Alias moves are
-serialised by ``components.detect.registry.registry_lock`` (a file lock beside a local store, a
+serialised by ``components.serve.registry.registry_lock`` (a file lock beside a local store, a
 lock kept in the registry itself on a tracking server): it holds for any process that writes the
 same registry, Prefect API or not.
 """
@@ -15,8 +15,8 @@ import mlflow
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from components.detect.promotion import PromotionRefused, promote
-from components.detect.registry import rollback
+from components.serve.promotion import PromotionRefused, promote
+from components.serve.registry import rollback
 from components.settings import load_settings
 from components.tracking import model_link, run_link, set_description, stage_run
 

@@ -16,8 +16,8 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from components.detect.fit import TrainJob
-from components.detect.promotion import PromotionRefused
-from components.detect.reporting import log_job
+from components.report.records import log_job
+from components.serve.promotion import PromotionRefused
 from components.settings import load_settings
 from components.tracking import (
     ensure_experiment,

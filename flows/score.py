@@ -10,7 +10,7 @@ once, so every file of a night is scored by the same version. A big parquet file
 parts (each reads the ``T - 1`` flows its windows need on either side, so the scores equal a
 single pass, on the 12-hour clock decided once for the whole file) that are then joined in order.
 
-``score-nightly`` takes its work from the inbox ledger (``components.detect.inbox``): it claims
+``score-nightly`` takes its work from the inbox ledger (``components.serve.inbox``): it claims
 the new files in one transaction, marks each done once its output is on disk, leaves a failure
 that may pass for the next night, and ends *Failed* (after scoring everything else) when any
 file failed, so Prefect's alerting sees it.
@@ -33,19 +33,21 @@ from pydantic import BaseModel, ConfigDict
 
 from components.data.ingest import plan_outputs
 from components.data.inputs import PARQUET_SUFFIXES, InputFile, display_name
+from components.data.logs import parquet_clock, parquet_row_groups
 from components.data.outputs import remove_stale_temp_files, safe_stem, write_json_atomic
-from components.detect import plots
-from components.detect.inbox import Ledger, new_owner
-from components.detect.night_report import (
+from components.learn.training import resolve_device
+from components.report import plots
+from components.report.night import (
     FileStats,
     markdown,
     missing_line,
     night_description,
     night_headline,
 )
-from components.detect.packaging import load_detector
-from components.detect.registry import client as registry_client
-from components.detect.scoring import (
+from components.serve.inbox import Ledger, new_owner
+from components.serve.packaging import load_detector
+from components.serve.registry import client as registry_client
+from components.serve.scoring import (
     FileResult,
     merge_parts,
     one_line_reason,
@@ -53,8 +55,6 @@ from components.detect.scoring import (
     score_part,
     scored_name,
 )
-from components.detect.serving import parquet_clock, parquet_row_groups
-from components.learn.training import resolve_device
 from components.settings import load_settings
 from components.tracking import ensure_experiment, interactive, run_link, set_description, stage_run
 from flows.cli_support import inputs_label, write_error_log

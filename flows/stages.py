@@ -28,9 +28,9 @@ from components.detect.fit import (
     score_test,
     train_detector,
 )
-from components.detect.packaging import input_schema, log_detector
-from components.detect.registry import git_commit, register
-from components.detect.reporting import (
+from components.learn.dataset import load_prepared, save_prepared
+from components.learn.training import resolve_device
+from components.report.records import (
     epoch_logger,
     key_figures,
     log_calibration,
@@ -40,8 +40,8 @@ from components.detect.reporting import (
     log_training,
     reconstructions,
 )
-from components.learn.dataset import load_prepared, save_prepared
-from components.learn.training import resolve_device
+from components.serve.packaging import input_schema, log_detector
+from components.serve.registry import git_commit, register
 from components.settings import load_settings
 from components.tracking import interactive, model_link, run_link, set_description, stage_run
 

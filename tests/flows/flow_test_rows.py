@@ -27,8 +27,8 @@ def register_detector(settings, detector) -> str:
 
     import pyarrow.parquet as pq
 
-    from components.detect.packaging import log_detector
-    from components.detect.registry import register
+    from components.serve.packaging import log_detector
+    from components.serve.registry import register
     from components.tracking import stage_run
 
     first = Path(detector.info["data_dir"]) / "curated" / detector.info["files"][0]
@@ -40,7 +40,7 @@ def register_detector(settings, detector) -> str:
 
 def champion(settings, data) -> str:
     """A tiny registered model made champion; returns its version."""
-    from components.detect.registry import make_champion
+    from components.serve.registry import make_champion
 
     version = register_detector(settings, tiny_detector(data))
     make_champion(settings, version)

@@ -13,7 +13,7 @@ from flow_test_rows import TINY
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from components.detect.packaging import load_detector, model_id, verified_pyfunc
+from components.serve.packaging import load_detector, model_id, verified_pyfunc
 from flows.cli import app
 
 SECRET = "s3cret-Pw-19"

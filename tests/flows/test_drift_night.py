@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from flow_test_rows import BENIGN, DDOS, WEEK, champion
 
 from components.detect.drift import DriftAccumulator
-from components.detect.packaging import load_detector
+from components.serve.packaging import load_detector
 from flows.score import ScoreJob, score, split_parts
 
 

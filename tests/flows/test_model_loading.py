@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from flow_test_rows import BENIGN, register_detector, tiny_detector
 
-from components.detect.packaging import (
+from components.serve.packaging import (
     CODE_TAG,
     FILES_TAG,
     MODEL_CODE,
@@ -22,7 +22,7 @@ from components.detect.packaging import (
     model_id,
     verified_pyfunc,
 )
-from components.detect.registry import make_champion
+from components.serve.registry import make_champion
 
 URI = "models:/flowae@champion"
 

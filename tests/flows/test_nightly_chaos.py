@@ -80,7 +80,7 @@ def _done(ledger: Path) -> int:
 def test_nightly_killed_at_random_points_scores_every_row_exactly_once(scored_store, shared_data, tmp_path):
     from prefect.settings import PREFECT_API_URL
 
-    from components.detect.inbox import Ledger
+    from components.serve.inbox import Ledger
 
     store, _ = scored_store
     inbox, out = tmp_path / "inbox", tmp_path / "scored"

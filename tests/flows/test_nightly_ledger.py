@@ -32,7 +32,7 @@ def _temp_files(out: Path) -> list[Path]:
 
 
 def test_two_nightly_runs_started_together_score_each_file_once(scored_store, shared_data, tmp_path):
-    from components.detect.inbox import Ledger
+    from components.serve.inbox import Ledger
     from flows.score import score_nightly_flow
 
     inbox, out = tmp_path / "inbox", tmp_path / "scored"
@@ -68,8 +68,8 @@ def test_two_nightly_runs_started_together_score_each_file_once(scored_store, sh
 
 def test_a_failing_file_is_retried_next_night_then_quarantined_with_its_history(scored_store, shared_data,
                                                                                tmp_path, monkeypatch):
-    from components.detect import scoring
-    from components.detect.inbox import Ledger
+    from components.serve import scoring
+    from components.serve.inbox import Ledger
     from flows.score import score_nightly_flow
 
     monkeypatch.setenv("FLOWAE_MAX_ATTEMPTS", "2")
@@ -158,7 +158,7 @@ def _timestamped_24h_parquet(shared_data: Path, path: Path) -> None:
 
 
 def test_a_timestamped_parquet_scored_in_parts_equals_the_single_pass(scored_store, shared_data, tmp_path):
-    from components.detect.serving import parquet_clock
+    from components.data.logs import parquet_clock
     from flows.score import ScoreJob, score, split_parts
 
     log = tmp_path / "night.parquet"

@@ -11,8 +11,8 @@ from flow_test_rows import register_detector, tiny_detector
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from components.detect.promotion import promote
-from components.detect.registry import RegistryError, aliases, rollback
+from components.serve.promotion import promote
+from components.serve.registry import RegistryError, aliases, rollback
 from components.settings import load_settings
 from flows.cli import app
 
@@ -54,7 +54,7 @@ def _promote_in_a_process(env: dict, queue) -> None:
     import os
 
     os.environ.update(env)
-    from components.detect.promotion import promote as promote_here
+    from components.serve.promotion import promote as promote_here
     from components.settings import load_settings as settings_here
 
     try:
@@ -113,7 +113,7 @@ def test_promote_command_prints_the_decision(detectors, store):
 
 
 def test_a_version_that_is_no_longer_the_challenger_is_not_promoted(detectors, store, monkeypatch):
-    from components.detect import promotion
+    from components.serve import promotion
 
     v1 = register_detector(store, detectors["weak"])
     promote(store)

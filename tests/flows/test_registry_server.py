@@ -13,8 +13,8 @@ import pytest
 from flow_test_rows import register_detector, tiny_detector
 from mlflow import MlflowClient
 
-from components.detect.promotion import promote
-from components.detect.registry import (
+from components.serve.promotion import promote
+from components.serve.registry import (
     LOCK_OWNER_TAG,
     LOCK_SOURCE,
     LOCK_SUFFIX,
@@ -50,8 +50,8 @@ def server_store(server, request, tmp_path, monkeypatch):
 
 def _register_and_crown(env: dict, source: str, rounds: int, queue) -> None:
     os.environ.update(env)
-    from components.detect.registry import make_champion as crown
-    from components.detect.registry import register as register_here
+    from components.serve.registry import make_champion as crown
+    from components.serve.registry import register as register_here
     from components.settings import load_settings as settings_here
 
     settings = settings_here()

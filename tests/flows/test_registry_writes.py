@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
-from components.detect.promotion import promote
-from components.detect.registry import (
+from components.serve.promotion import promote
+from components.serve.registry import (
     CHAMPION,
     HISTORY_TAG,
     MOVE_TAG,

@@ -100,7 +100,7 @@ def test_evaluate_a_registered_model_on_labelled_data(real_ingested, store, tmp_
     client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(store.evaluate_experiment).experiment_id])
     metrics = runs[0].data.metrics
-    from components.detect.packaging import load_detector
+    from components.serve.packaging import load_detector
 
     record = load_detector("models:/flowae@challenger").info
     test_benign = record["split_counts"]["test"]["benign"]  # the model's own training flows are left out

@@ -117,8 +117,8 @@ def test_score_nightly_scores_each_inbox_file_once_also_after_a_crash(scored_sto
     import errno
     from pathlib import Path
 
-    from components.detect import scoring
-    from components.detect.inbox import Ledger
+    from components.serve import scoring
+    from components.serve.inbox import Ledger
     from flows.score import score_nightly_flow
 
     inbox, out = tmp_path / "inbox", tmp_path / "scored"
@@ -204,7 +204,7 @@ def test_flowae_serve_runs_score_nightly_when_its_deployment_is_triggered(scored
             serve.wait(timeout=60)
         except subprocess.TimeoutExpired:
             serve.kill()
-    from components.detect.inbox import Ledger
+    from components.serve.inbox import Ledger
 
     assert [i.status for i in Ledger(out).items()] == ["done"]
     night = next(out.glob("*T*"))

@@ -9,7 +9,7 @@ from flow_test_rows import BENIGN, TINY
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from components.detect.packaging import load_detector
+from components.serve.packaging import load_detector
 from flows.cli import app
 
 TRAIN_ON = ["--files", BENIGN.removesuffix(".csv")]

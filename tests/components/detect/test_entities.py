@@ -19,7 +19,7 @@ from components.detect.entities import (
     benign_rank,
     calibrate_entities,
 )
-from components.detect.scoring import score_file
+from components.serve.scoring import score_file
 
 BENIGN_HEAD = "friday-afternoon-benign-head.TrafficLabelling.csv"
 ATTACKER = "172.16.0.1"
@@ -183,8 +183,8 @@ def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(n
 
 
 def test_a_night_scored_in_parts_ranks_its_hosts_as_scored_whole(night_data, tmp_path):
-    from components.detect.scoring import score_part
-    from components.detect.serving import parquet_clock
+    from components.data.logs import parquet_clock
+    from components.serve.scoring import score_part
 
     folder, detector = night_data
     stems = ["friday-afternoon-benign-head.TrafficLabelling", "friday-portscan-1000.TrafficLabelling"]

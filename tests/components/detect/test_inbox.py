@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.detect.inbox import Ledger, discover, new_owner, owner_gone
+from components.serve.inbox import Ledger, discover, new_owner, owner_gone
 
 
 def _inbox(tmp_path: Path) -> Path:

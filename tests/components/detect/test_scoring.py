@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from components.detect.scoring import score_file
+from components.serve.scoring import score_file
 
 
 def digest(path) -> str:
@@ -76,7 +76,7 @@ def test_a_file_that_cannot_be_scored_fails_alone_with_its_reason(tiny_fit, shar
 
 
 def test_a_crash_mid_file_leaves_no_partial_output(tiny_fit, shared_data, names, tmp_path, monkeypatch):
-    from components.detect import scoring
+    from components.serve import scoring
 
     calls = {"n": 0}
     real = scoring._write_scored

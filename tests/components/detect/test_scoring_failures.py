@@ -7,7 +7,7 @@ import gzip
 import pyarrow as pa
 import pytest
 
-from components.detect.scoring import one_line_reason, read_failure, score_file
+from components.serve.scoring import one_line_reason, read_failure, score_file
 
 
 def test_a_truncated_gzip_fails_the_file_with_a_reason_and_leaves_nothing(tiny_fit, shared_data, names, tmp_path):

@@ -147,7 +147,7 @@ def test_exact_duplicate_columns_are_dropped_and_recorded():
 
 def test_real_benign_rows_drop_the_duplicated_header_length(shared_data):
     frame = pd.read_csv(shared_data / "friday-afternoon-benign-head.TrafficLabelling.csv")
-    from components.detect.serving import typed_rows
+    from components.data.logs import typed_rows
 
     rows = typed_rows(frame)
     t = FeatureTransform.fit(rows, select_features(rows.column_names))

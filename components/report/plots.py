@@ -107,7 +107,7 @@ def leaderboard_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]):
 
 def night_histogram(counts: np.ndarray, reference: list[float], threshold: float):
     """Tonight's scores (fixed log bins, accumulated while streaming) against the calibration sample."""
-    from components.detect.night_report import HIST_EDGES
+    from components.report.night import HIST_EDGES
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     centres = np.r_[HIST_EDGES[0] - 0.05, (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2, HIST_EDGES[-1] + 0.05]

@@ -268,7 +268,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 def _ticket_lock(c: MlflowClient, lock: str, wait_s: float, lease_s: float) -> Iterator[None]:
     """Hold the lowest live version ("ticket") of the registered model ``lock``."""
     _ensure_model(c, lock, "flowae's registry lock: one version per writer waiting or holding it "
-                           "(none when idle); see components/detect/registry.py")
+                           "(none when idle); see components/serve/registry.py")
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     ticket = c.create_model_version(lock, LOCK_SOURCE, tags={LOCK_OWNER_TAG: owner},
                                     description=f"held or awaited by {owner}", await_creation_for=0)

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation, evaluate
 from components.detect.fit import DataChanged, evaluate_recorded_test
-from components.detect.packaging import load_detector
-from components.detect.registry import (
+from components.serve.packaging import load_detector
+from components.serve.registry import (
     Aliases,
     RegistryError,
     aliases,

@@ -28,12 +28,12 @@ from components.data.contract import load_contract
 from components.data.errors import FileLevelError
 from components.data.ingest import as_input
 from components.data.inputs import InputFile
+from components.data.logs import open_log, open_log_rows
 from components.data.outputs import AtomicParquetWriter
 from components.data.readers import iter_parquet_batches
 from components.detect.detector import OUTPUT_COLUMNS, Detector, identifiers
 from components.detect.flow_scores import ScoredFlows
-from components.detect.night_report import FileStats
-from components.detect.serving import open_log, open_log_rows
+from components.report.night import FileStats
 
 SCORE_FIELDS = [pa.field("anomaly_score", pa.float64()), pa.field("is_anomaly", pa.bool_()),
                 pa.field("top_feature_1", pa.string()), pa.field("top_feature_2", pa.string()),

@@ -16,12 +16,12 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 
-from components.detect import plots
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation, summary_table
 from components.detect.fit import EvalSet, JobData, TrainJob
 from components.learn.dataset import PreparedData
 from components.learn.training import EpochStats, TrainResult
+from components.report import plots
 from components.tracking import file_dataset
 
 

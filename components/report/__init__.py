@@ -1,0 +1,1 @@
+"""What people read: MLflow run records, figures, the night report."""
