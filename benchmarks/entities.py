@@ -38,8 +38,9 @@ sys.path.insert(0, str(REPO))
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect import defaults
 from components.detect.evaluation import recall_at_fpr
-from components.detect.fit import DetectorConfig, TrainJob, evaluate_data, fit_detector
+from components.detect.fit import evaluate_data, fit_detector
 from components.detect.flow_scores import FlowRule
+from components.jobs import DetectorConfig, TrainJob
 from components.learn.models import MODEL_NAMES
 from components.learn.training import TrainConfig
 from components.serve.scoring import score_file

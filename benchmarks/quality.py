@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect import compare
 from components.detect.evaluation import recall_at_fpr
-from components.detect.fit import DetectorConfig, TrainJob
+from components.jobs import DetectorConfig, TrainJob
 from components.learn.training import TrainConfig
 from components.report import plots
 

@@ -124,7 +124,8 @@ def benchmark_detector() -> Path:
         return folder
     from components.data.ingest import IngestConfig, ingest_paths
     from components.detect import defaults
-    from components.detect.fit import DetectorConfig, TrainJob, fit_detector
+    from components.detect.fit import fit_detector
+    from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
     from components.synth import SynthConfig, write_days
 

@@ -67,7 +67,8 @@ _PREPARE = """
 import json, sys, time
 from pathlib import Path
 from components.detect import defaults
-from components.detect.fit import DetectorConfig, TrainJob, prepare_job
+from components.detect.fit import prepare_job
+from components.jobs import DetectorConfig, TrainJob
 from components.learn.training import TrainConfig
 t = time.perf_counter()
 p = prepare_job(TrainJob(data=Path(sys.argv[1]), train=TrainConfig(**defaults.TRAIN, device="cpu"),

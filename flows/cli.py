@@ -252,7 +252,8 @@ def retrain(
                       score_stride=score_stride, aggregate=aggregate, windows=windows, mahalanobis_inputs=mahalanobis_inputs)
 
     def work(api):
-        from flows.retrain import RetrainJob, retrain_flow
+        from components.jobs import RetrainJob
+        from flows.retrain import retrain_flow
 
         api.wait_ready()
         return retrain_flow(RetrainJob(inputs=inputs, train=job, promote=promote))
@@ -300,7 +301,8 @@ def compare(
         fail(f"compare: {exc}", 2)
 
     def work(api):
-        from flows.compare import CompareJob, compare_flow
+        from components.jobs import CompareJob
+        from flows.compare import compare_flow
 
         api.wait_ready()
         return compare_flow(CompareJob(inputs=inputs, train=job, models=models))
@@ -338,7 +340,8 @@ def score(
         fail("score: --runner is local or dask, and dask needs --address tcp://HOST:PORT", 2)
 
     def work(api):
-        from flows.score import ScoreJob, score
+        from components.jobs import ScoreJob
+        from flows.score import score
 
         api.wait_ready()
         return score(ScoreJob(inputs=tuple(inputs), out=out, model_uri=model_uri, device=device or settings.device,

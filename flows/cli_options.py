@@ -49,7 +49,7 @@ def build_job(settings: Settings, data: Path, *, files=None, days=None, model=No
               defaults: dict[str, Any] | None = None, command: str = "train"):
     """A validated ``TrainJob``; a bad option ends the command with one line and exit code 2."""
     from components.detect import defaults as recommended
-    from components.detect.fit import DetectorConfig, TrainJob
+    from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
     train = dict(recommended.TRAIN if defaults is None else defaults)

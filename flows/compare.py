@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import BaseModel, ConfigDict
 
 from components.detect.compare import (
     RECALL_AT_FPR,
@@ -20,7 +19,7 @@ from components.detect.compare import (
     run_model,
     to_markdown,
 )
-from components.detect.fit import TrainJob
+from components.jobs import CompareJob, TrainJob
 from components.report import plots
 from components.report.records import (
     epoch_logger,
@@ -44,14 +43,6 @@ from components.tracking import (
 from flows.cli_support import flow_job, inputs_label
 from flows.ingest import ingest_flow
 from flows.workspace import workspace
-
-
-class CompareJob(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    inputs: tuple[str, ...]
-    train: TrainJob
-    models: str = "all"
 
 
 @task(name="compare-model", task_run_name="compare-{spec}")

@@ -11,16 +11,16 @@ from pathlib import Path
 from prefect import flow
 
 from components.detect import defaults
-from components.detect.fit import DetectorConfig, TrainJob
+from components.jobs import DetectorConfig, RetrainJob, ScoreJob, TrainJob
 from components.learn.training import TrainConfig
 from components.report.night import detection_lines, host_lines
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
 from components.tracking import redact
 from flows.cli_support import ui_commands
-from flows.retrain import RetrainJob, retrain_flow
+from flows.retrain import retrain_flow
 from flows.retries import FileRunner
-from flows.score import ScoreJob, score_flow
+from flows.score import score_flow
 
 DEMO_DAYS = ["monday", "friday_ddos", "friday_portscan"]
 #: the recommended settings on a budget that runs in about a minute on 2 cores

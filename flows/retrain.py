@@ -13,9 +13,8 @@ from pathlib import Path
 import mlflow
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict
 
-from components.detect.fit import TrainJob
+from components.jobs import RetrainJob, TrainJob
 from components.report.records import log_job
 from components.serve.promotion import PromotionRefused
 from components.settings import load_settings
@@ -41,16 +40,6 @@ from flows.stages import (
     windows_task,
 )
 from flows.workspace import workspace
-
-
-class RetrainJob(BaseModel):
-    """Raw inputs, the ingest folder they go to, and the training job run on it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    inputs: tuple[str, ...]
-    train: TrainJob
-    promote: bool = True
 
 
 class ValidationFailed(ValueError):
@@ -148,7 +137,7 @@ def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None
                   ) -> RetrainJob:
     """The retrain a schedule runs: inputs, days and model from the settings unless given."""
     from components.detect import defaults
-    from components.detect.fit import DetectorConfig
+    from components.jobs import DetectorConfig
     from components.learn.training import TrainConfig
 
     settings = load_settings()

@@ -23,18 +23,17 @@ import time
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import mlflow
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
-from pydantic import BaseModel, ConfigDict
 
 from components.data.ingest import plan_outputs
 from components.data.inputs import PARQUET_SUFFIXES, InputFile, display_name
 from components.data.logs import parquet_clock, parquet_row_groups
 from components.data.outputs import remove_stale_temp_files, safe_stem, write_json_atomic
+from components.jobs import ScoreItem, ScoreJob
 from components.learn.training import resolve_device
 from components.report import plots
 from components.report.night import (
@@ -59,34 +58,6 @@ from components.settings import load_settings
 from components.tracking import ensure_experiment, interactive, run_link, set_description, stage_run
 from flows.cli_support import inputs_label, write_error_log
 from flows.retries import FileRunner, retry_on_io_error
-
-
-class ScoreItem(BaseModel):
-    """One input with its output fixed beforehand (score-nightly: the ledger's row and path)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    member: str | None = None
-    target: Path  # OUT/<stem>.scored.parquet
-    key: int | None = None  # the ledger row
-
-
-class ScoreJob(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    inputs: tuple[str, ...]
-    out: Path
-    model_uri: str = "models:/flowae@champion"
-    device: str = "auto"
-    batch_rows: int | None = None
-    progress: bool = False
-    ledger: Path | None = None  # the inbox ledger to record each scored file in (score-nightly)
-    owner: str | None = None  # whose claims on the ledger's rows these are (score-nightly)
-    items: tuple[ScoreItem, ...] = ()  # inputs with their outputs fixed (instead of ``inputs``)
-    runner: Literal["local", "dask"] = "local"
-    address: str | None = None  # the Dask scheduler, tcp://HOST:PORT (runner dask)
-    part_rows: int = 2_000_000  # parquet files with more rows are scored in parts of about this many
 
 
 def resolve_model(model_uri: str) -> tuple[str, str]:

@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict
 from components.detect.detector import Detector
 from components.detect.evaluation import evaluate, summary_table
 from components.detect.fit import (
-    TrainJob,
     calibrate_detector,
     data_digest,
     prepare_job,
     score_test,
     train_detector,
 )
+from components.jobs import TrainJob
 from components.learn.dataset import load_prepared, save_prepared
 from components.learn.training import resolve_device
 from components.report.records import (

@@ -6,7 +6,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from components.data.readers import sha256_file
-from components.detect.fit import TrainJob, data_digest, resolve_files
+from components.detect.fit import data_digest, resolve_files
+from components.jobs import TrainJob
 from components.settings import load_settings
 from components.tracking import ensure_experiment, new_run, run_link
 from flows.cli_support import flow_job, inputs_label

@@ -22,10 +22,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from components.data.capture_order import FileOrder
 from components.data.curated import (
@@ -41,12 +39,11 @@ from components.detect.detector import Detector, contract_version
 from components.detect.drift import build_reference
 from components.detect.entities import (
     EntityCalibration,
-    EntityRule,
     calibrate_entities,
     entity_evaluation,
 )
 from components.detect.evaluation import window_labels
-from components.detect.flow_scores import FlowRule
+from components.jobs import DetectorConfig, TrainJob
 from components.learn.dataset import (
     CALIBRATION,
     TEST,
@@ -57,36 +54,7 @@ from components.learn.dataset import (
     prepare,
 )
 from components.learn.split import ROLE_NAMES, SplitConfig, split_flows
-from components.learn.training import EpochStats, TrainConfig, TrainResult, train_model
-
-
-class DetectorConfig(BaseModel):
-    """How a trained network becomes a detector: per-flow rule and calibration."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rule: FlowRule = FlowRule()
-    calibration: Literal["quantile", "mahalanobis", "pot"] = "quantile"
-    mahalanobis_inputs: bool = False  # the error model also sees each flow's own scaled features
-    target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
-    pot_initial_quantile: float = Field(default=0.98, gt=0.5, lt=1)
-    max_calibration_flows: int = Field(default=500_000, ge=100)
-    entity: EntityRule = EntityRule()  # how flows aggregate into entities (hosts, pairs)
-
-
-class TrainJob(BaseModel):
-    """One training job, built once by the CLI and passed whole to the flow."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    data: Path
-    files: tuple[str, ...] = ()
-    days: tuple[str, ...] = ()
-    train: TrainConfig = TrainConfig()
-    split: SplitConfig = SplitConfig()
-    detector: DetectorConfig = DetectorConfig()
-    register_model: bool = True
-    resume: bool = False
+from components.learn.training import EpochStats, TrainResult, train_model
 
 
 @dataclass

@@ -18,7 +18,8 @@ import numpy as np
 
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation, summary_table
-from components.detect.fit import EvalSet, JobData, TrainJob
+from components.detect.fit import EvalSet, JobData
+from components.jobs import TrainJob
 from components.learn.dataset import PreparedData
 from components.learn.training import EpochStats, TrainResult
 from components.report import plots

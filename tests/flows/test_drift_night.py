@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 from flow_test_rows import BENIGN, DDOS, WEEK, champion
 
 from components.detect.drift import DriftAccumulator
+from components.jobs import ScoreJob
 from components.serve.packaging import load_detector
-from flows.score import ScoreJob, score, split_parts
+from flows.score import score, split_parts
 
 
 def test_an_attack_night_on_unmoved_traffic_does_not_advise_retraining(store, real_ingested, shared_data, tmp_path):

@@ -159,7 +159,8 @@ def _timestamped_24h_parquet(shared_data: Path, path: Path) -> None:
 
 def test_a_timestamped_parquet_scored_in_parts_equals_the_single_pass(scored_store, shared_data, tmp_path):
     from components.data.logs import parquet_clock
-    from flows.score import ScoreJob, score, split_parts
+    from components.jobs import ScoreJob
+    from flows.score import score, split_parts
 
     log = tmp_path / "night.parquet"
     _timestamped_24h_parquet(shared_data, log)
@@ -179,7 +180,8 @@ def test_a_timestamped_parquet_scored_in_parts_equals_the_single_pass(scored_sto
 
 
 def test_an_input_named_dot_dot_dot_parquet_leaves_the_output_folder_intact(scored_store, shared_data, tmp_path):
-    from flows.score import ScoreJob, score
+    from components.jobs import ScoreJob
+    from flows.score import score
 
     out = tmp_path / "scored"
     out.mkdir()

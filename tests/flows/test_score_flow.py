@@ -92,7 +92,8 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
 def test_dask_cluster_with_parts_gives_the_sequential_outputs(scored_store, shared_data, tmp_path):
     from distributed import LocalCluster
 
-    from flows.score import ScoreJob, score
+    from components.jobs import ScoreJob
+    from flows.score import score
 
     frame = pd.read_csv(shared_data / BENIGN)
     big = tmp_path / "friday.parquet"

@@ -36,7 +36,7 @@ def make_job():
 
 
 def tiny_job(data: Path, **train):
-    from components.detect.fit import DetectorConfig, TrainJob
+    from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
     detector = train.pop("detector", {})

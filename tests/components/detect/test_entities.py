@@ -29,7 +29,8 @@ ATTACKER = "172.16.0.1"
 def night_data(shared_data, tmp_path_factory):
     """(ingest folder, detector trained on the unseen-host-free benign rows)."""
     from components.data.ingest import IngestConfig, ingest_paths
-    from components.detect.fit import DetectorConfig, TrainJob, fit_detector
+    from components.detect.fit import fit_detector
+    from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
     raw = tmp_path_factory.mktemp("raw")
@@ -155,8 +156,9 @@ def test_evaluation_reports_host_figures_per_night(night_data):
 
 
 def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(night_data, tmp_path):
-    from components.detect.fit import DetectorConfig, TrainJob, fit_detector
+    from components.detect.fit import fit_detector
     from components.detect.flow_scores import FlowRule
+    from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
     folder, _ = night_data

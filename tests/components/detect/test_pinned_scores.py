@@ -35,7 +35,8 @@ def ingested(shared_data, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("model", sorted(PINNED))
 def test_scores_of_a_small_model_are_the_pinned_ones(ingested, model):
-    from components.detect.fit import DetectorConfig, TrainJob, fit_detector
+    from components.detect.fit import fit_detector
+    from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
     detector_cfg, threshold, total, at = PINNED[model]

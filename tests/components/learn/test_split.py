@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from components.data.ingest import IngestConfig, ingest_paths
-from components.detect.fit import DetectorConfig, TrainJob, prepare_job
+from components.detect.fit import prepare_job
+from components.jobs import DetectorConfig, TrainJob
 from components.learn.features import FeatureTransform
 from components.learn.split import (
     CALIBRATION,
