@@ -1,1 +1,2 @@
-"""A trained network to a detector: per-flow scores, calibration, evaluation, packaging, registry, scoring."""
+"""A trained network to a detector, as pure code (no MLflow, no files but the curated input):
+per-flow scores, calibration, entities, drift, evaluation, the leaderboard."""
