@@ -66,8 +66,6 @@ class Settings(BaseSettings):
     retrain_inputs: list[str] = ["data/raw"]  # raw files or folders the weekly retrain ingests
     retrain_days: list[str] = []  # capture days it trains on (empty: the time split of all files)
     retrain_model: str | None = None  # None: the recommended model (components/detect/defaults.py)
-    data_dir: Path = Path("data")
-    raw_dir: Path = Path("data/raw")
     curated_dir: Path = Path("data/ingested")
     scored_dir: Path = Path("data/scored")
     checkpoint_dir: Path = Path("checkpoints")

@@ -73,19 +73,6 @@ class FlowSet:
         return self.label_codes == self.label_names.index(benign)
 
 
-def flows_from_frame(frame, feature_names: list[str] | None = None, name: str = "frame") -> FlowSet:
-    """A :class:`FlowSet` from an in-memory frame with canonical names (tests, synthetic days)."""
-    feature_names = feature_names or select_features(frame.columns)
-    x = log_features(frame[list(feature_names)], list(feature_names))
-    labels = frame["label"].astype(str).to_numpy()
-    names = list(dict.fromkeys(labels.tolist()))
-    codes = np.asarray([names.index(v) for v in labels], dtype=np.int16) if len(labels) else \
-        np.zeros(0, np.int16)
-    n = len(frame)
-    return FlowSet([Path(name)], np.zeros(n, np.int32), np.arange(1, n + 1, dtype=np.int64), codes,
-                   names, x, list(feature_names))
-
-
 def load_flows(files: list[Path], feature_names: list[str] | None = None) -> FlowSet:
     """Read curated files into one :class:`FlowSet` (signed-log features, float32).
 

@@ -126,15 +126,6 @@ class FeatureTransform:
         return [*self.dropped_constant, *self.dropped_duplicate]
 
     @classmethod
-    def fit(cls, rows: pa.Table | pd.DataFrame, feature_names: list[str], scaler: Scaler = "standard"
-            ) -> FeatureTransform:
-        """Fit on ``rows`` only (the caller passes benign *training* rows)."""
-        logged = log_features(rows, list(feature_names))
-        if len(logged) == 0:
-            raise ValueError("FeatureTransform.fit needs at least one row")
-        return cls.fit_log(logged, np.ones(len(logged), dtype=bool), list(feature_names), scaler)
-
-    @classmethod
     def fit_log(cls, logged: np.ndarray, rows: np.ndarray, feature_names: list[str],
                 scaler: Scaler = "standard") -> FeatureTransform:
         """Fit on the ``rows`` of a log-space matrix, one column at a time (no copy of the matrix).
@@ -144,7 +135,7 @@ class FeatureTransform:
         """
         rows = np.asarray(rows, dtype=bool)
         if not rows.any():
-            raise ValueError("FeatureTransform.fit needs at least one row")
+            raise ValueError("FeatureTransform.fit_log needs at least one row")
         keep, dropped, centers, scales = [], [], [], []
         duplicates: dict[str, str] = {}
         seen: dict[bytes, list[int]] = {}  # digest of a kept column's values -> its positions

@@ -184,25 +184,6 @@ def benign_window_mask(is_benign: np.ndarray, windows: Windows) -> np.ndarray:
     return _window_sums(flags, windows) == windows.window
 
 
-def window_labels(labels: np.ndarray, windows: Windows, benign: str = "BENIGN") -> np.ndarray:
-    """Per window: ``benign`` when every flow is benign, else its most frequent attack label.
-
-    Ties go to the attack label seen first in ``labels``. Loops over label *classes* only.
-    """
-    labels = windows._in_backing_order(np.asarray(labels, dtype=object))
-    codes, uniques = pd.factorize(labels)
-    out = np.full(len(windows), benign, dtype=object)
-    best = np.zeros(len(windows), dtype=np.int64)
-    for code, name in enumerate(uniques):
-        if name == benign:
-            continue
-        counts = _window_sums((codes == code).astype(np.int64), windows)
-        better = counts > best
-        out[better] = name
-        best[better] = counts[better]
-    return out
-
-
 def iter_batches(
     windows: Windows, indices: np.ndarray, batch_size: int, shuffle: bool, seed: int
 ) -> Iterator[np.ndarray]:

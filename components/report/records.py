@@ -5,9 +5,7 @@ nothing here creates runs or decides where they go.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import matplotlib
 
@@ -185,9 +183,3 @@ def _loss_figure(result: TrainResult):
     fig.tight_layout()
     plt.close(fig)
     return fig
-
-
-def write_json(path: Path, payload: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    return path

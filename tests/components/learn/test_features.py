@@ -12,6 +12,7 @@ from components.data.contract import load_contract
 from components.learn.features import (
     ALWAYS_EXCLUDED,
     FeatureTransform,
+    log_features,
     select_features,
     signed_log1p,
 )
@@ -47,6 +48,11 @@ def test_select_features_keeps_only_present_columns_and_honours_exclude(contract
     assert select_features(cols, contract, exclude=["flow_duration"]) == ["total_fwd_packets", "flow_packets_s"]
 
 
+def _fit(rows, names):
+    """The transform fitted on every row, through the one fit the pipeline uses (``fit_log``)."""
+    return FeatureTransform.fit_log(log_features(rows, names), np.ones(len(rows), dtype=bool), names)
+
+
 def _frame(rng, n=50):
     return pd.DataFrame({
         "a": rng.exponential(1000.0, n),
@@ -58,7 +64,7 @@ def _frame(rng, n=50):
 
 def test_constant_columns_are_dropped_and_recorded():
     frame = _frame(np.random.default_rng(0))
-    t = FeatureTransform.fit(frame, ["a", "b", "const", "c"])
+    t = _fit(frame, ["a", "b", "const", "c"])
     assert t.feature_names == ["a", "b", "c"]
     assert t.dropped_constant == ["const"]
     assert t.scale_rows(frame).shape == (50, 3)
@@ -72,7 +78,7 @@ def test_signed_log1p_maths():
 def test_transform_is_log_then_standardise_with_stats_of_the_fit_frame_only():
     rng = np.random.default_rng(1)
     train, other = _frame(rng), _frame(rng) * 100
-    t = FeatureTransform.fit(train, ["a", "b", "c"])
+    t = _fit(train, ["a", "b", "c"])
     logged = signed_log1p(train[["a", "b", "c"]].to_numpy())
     np.testing.assert_allclose(t.center, logged.mean(axis=0))
     np.testing.assert_allclose(t.scale, logged.std(axis=0))
@@ -86,7 +92,7 @@ def test_transform_is_log_then_standardise_with_stats_of_the_fit_frame_only():
 
 def test_non_finite_inputs_take_the_centre_and_are_ignored_by_the_fit():
     frame = pd.DataFrame({"r": [1.0, 3.0, np.inf, np.nan, -np.inf, 7.0], "s": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
-    t = FeatureTransform.fit(frame, ["r", "s"])
+    t = _fit(frame, ["r", "s"])
     finite = signed_log1p(np.array([1.0, 3.0, 7.0]))
     assert t.center[0] == pytest.approx(finite.mean())
     assert t.scale[0] == pytest.approx(finite.std())
@@ -97,7 +103,7 @@ def test_non_finite_inputs_take_the_centre_and_are_ignored_by_the_fit():
 
 def test_all_non_finite_column_counts_as_constant_and_scale_has_a_floor():
     frame = pd.DataFrame({"x": [np.nan, np.inf, np.nan], "y": [1.0, 1.0 + 1e-12, 1.0]})
-    t = FeatureTransform.fit(frame, ["x", "y"])
+    t = _fit(frame, ["x", "y"])
     assert "x" in t.dropped_constant
     assert np.all(t.scale > 0)
     assert np.isfinite(t.scale_rows(frame)).all()
@@ -105,7 +111,7 @@ def test_all_non_finite_column_counts_as_constant_and_scale_has_a_floor():
 
 def test_round_trip_through_dict_and_json_file_gives_identical_output(tmp_path):
     frame = _frame(np.random.default_rng(2))
-    t = FeatureTransform.fit(frame, ["a", "b", "const", "c"])
+    t = _fit(frame, ["a", "b", "const", "c"])
     d = t.to_dict()
     json.dumps(d)  # JSON-serialisable
     again = FeatureTransform.from_dict(json.loads(json.dumps(d)))
@@ -121,7 +127,7 @@ def test_a_missing_or_unusable_input_takes_the_benign_centre_not_a_far_value():
     deviations for a byte count) and flagged every row of a file without one optional column."""
     rng = np.random.default_rng(3)
     frame = _frame(rng)
-    t = FeatureTransform.fit(frame, ["a", "b", "c"])
+    t = _fit(frame, ["a", "b", "c"])
     assert t.center[0] > 5  # log1p of ~1000-byte values: far from 0 in log space
     without = t.scale_rows(frame.drop(columns=["a"]))
     full = t.scale_rows(frame)
@@ -138,7 +144,7 @@ def test_exact_duplicate_columns_are_dropped_and_recorded():
     frame = _frame(np.random.default_rng(4))
     frame["a_copy"] = frame["a"]
     frame["b_near"] = frame["b"] + 1e-3
-    t = FeatureTransform.fit(frame, ["a", "b", "a_copy", "b_near", "const"])
+    t = _fit(frame, ["a", "b", "a_copy", "b_near", "const"])
     assert t.feature_names == ["a", "b", "b_near"]
     assert t.dropped_duplicate == {"a_copy": "a"} and t.dropped_constant == ["const"]
     assert t.dropped == ["const", "a_copy"]
@@ -150,6 +156,6 @@ def test_real_benign_rows_drop_the_duplicated_header_length(shared_data):
     from components.data.logs import typed_rows
 
     rows = typed_rows(frame)
-    t = FeatureTransform.fit(rows, select_features(rows.column_names))
+    t = _fit(rows, select_features(rows.column_names))
     assert t.dropped_duplicate.get("fwd_header_length_1") == "fwd_header_length"
     assert "fwd_header_length_1" not in t.feature_names

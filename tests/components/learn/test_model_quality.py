@@ -8,12 +8,15 @@ window of the rest of the day, where a window is positive when it holds an attac
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from components.learn.dataset import TEST, flows_from_frame, prepare
+from components.learn.dataset import TEST, FlowSet, prepare
+from components.learn.features import log_features, select_features
 from components.learn.models import MODEL_NAMES, build_model, score_array
 from components.learn.split import SplitConfig
 from components.learn.training import TrainConfig, train_model
@@ -33,11 +36,22 @@ def _deterministic():
     torch.use_deterministic_algorithms(previous)
 
 
+def _flows(frame) -> FlowSet:
+    """A synthetic day's frame as the :class:`FlowSet` ``load_flows`` reads from curated files."""
+    names = select_features(frame.columns)
+    labels = frame["label"].astype(str).to_numpy()
+    label_names = list(dict.fromkeys(labels.tolist()))
+    codes = np.asarray([label_names.index(v) for v in labels], dtype=np.int16)
+    n = len(frame)
+    return FlowSet([Path("frame")], np.zeros(n, np.int32), np.arange(1, n + 1, dtype=np.int64), codes,
+                   label_names, log_features(frame[names], names), names)
+
+
 def _prepare(day: str):
     """The early, attack-free part of the day trains, validates and calibrates (split by
     ``learn.split``, the one split every stage uses); the rest of the day is the test."""
     frame = synth_frame(ROWS, seed=0, day=day)
-    flows = flows_from_frame(frame)
+    flows = _flows(frame)
     benign = flows.is_benign
     first_attack = int(np.flatnonzero(~benign)[0])
     early = np.arange(len(frame)) < int(first_attack * 0.75)
