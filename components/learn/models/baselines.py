@@ -7,11 +7,9 @@ needs no reconstruction at all; ``mahalanobis_flow`` is no network at all: the L
 Mahalanobis distance of each flow's own scaled features (DESIGN: a network earns its place only
 by beating it).
 
-Persistence: state is JSON (``to_dict``/``from_dict``), never pickled. PCA stores its mean and
-components as lists and reconstructs with numpy. IsolationForest: sklearn trees are not stored
-yet; ``to_dict`` holds the hparams and seed, and the trainer refits deterministically on the
-training windows (random_state = seed). Persisting the fitted forest (skops) is a later issue.
-Mahalanobis: the location and precision matrix as lists.
+State is JSON (``to_dict``/``from_dict``), never pickled: the fitted arrays a baseline names in
+``STATE`` (PCA's mean and components, Mahalanobis' location and precision) as lists, and the
+fitted IsolationForest in skops' format, loaded only when it holds the expected types.
 """
 from __future__ import annotations
 
@@ -33,6 +31,8 @@ def _flat(windows: np.ndarray) -> np.ndarray:
 class _Baseline:
     name = "baseline"
     trainable = False
+    #: fitted arrays stored with the model: (key in the stored dict, attribute), all or none
+    STATE: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, **hparams: Any) -> None:
         self.hparams: dict[str, Any] = dict(hparams)
@@ -44,11 +44,18 @@ class _Baseline:
         raise NotImplementedError
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "hparams": dict(self.hparams)}
+        d = {"name": self.name, "hparams": dict(self.hparams)}
+        if self.STATE and getattr(self, self.STATE[0][1]) is not None:
+            d.update({key: getattr(self, attr).tolist() for key, attr in self.STATE})
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> _Baseline:
-        return cls(**d.get("hparams", {}))
+        obj = cls(**d.get("hparams", {}))
+        if cls.STATE and cls.STATE[0][0] in d:
+            for key, attr in cls.STATE:
+                setattr(obj, attr, np.asarray(d[key], dtype=np.float64))
+        return obj
 
 
 class PersistenceBaseline(_Baseline):
@@ -69,6 +76,7 @@ class PCABaseline(_Baseline):
     """Reconstruction through the top ``n_components`` principal components of flattened windows."""
 
     name = "pca"
+    STATE = (("mean", "mean_"), ("components", "components_"))
 
     def __init__(self, n_components: int = 8, seed: int = 0, **extra: Any) -> None:
         super().__init__(n_components=int(n_components), seed=int(seed), **extra)
@@ -93,21 +101,6 @@ class PCABaseline(_Baseline):
         recon = centred @ self.components_.T @ self.components_
         errors = ((centred - recon) ** 2).reshape(w.shape).astype(np.float32)
         return ScoreOutput(window_scores=errors.mean(axis=(1, 2)), flow_errors=errors)
-
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        if self.mean_ is not None:
-            d["mean"] = self.mean_.tolist()
-            d["components"] = self.components_.tolist()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PCABaseline:
-        obj = cls(**d.get("hparams", {}))
-        if "mean" in d:
-            obj.mean_ = np.asarray(d["mean"], dtype=np.float64)
-            obj.components_ = np.asarray(d["components"], dtype=np.float64)
-        return obj
 
 
 class IsolationForestBaseline(_Baseline):
@@ -192,6 +185,7 @@ class MahalanobisFlowBaseline(_Baseline):
 
     name = "mahalanobis_flow"
     has_feature_errors = False
+    STATE = (("location", "location_"), ("precision", "precision_"))
 
     def __init__(self, max_fit_flows: int = 200_000, seed: int = 0, **extra: Any) -> None:
         super().__init__(max_fit_flows=int(max_fit_flows), seed=int(seed), **extra)
@@ -234,17 +228,13 @@ class MahalanobisFlowBaseline(_Baseline):
     def to_dict(self) -> dict:
         d = super().to_dict()
         if self.location_ is not None:
-            d["location"] = self.location_.tolist()
-            d["precision"] = self.precision_.tolist()
             d["shrinkage"] = self.shrinkage_
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> MahalanobisFlowBaseline:
-        obj = cls(**d.get("hparams", {}))
-        if "location" in d:
-            obj.location_ = np.asarray(d["location"], dtype=np.float64)
-            obj.precision_ = np.asarray(d["precision"], dtype=np.float64)
+        obj = super().from_dict(d)
+        if obj.location_ is not None:
             obj.shrinkage_ = d.get("shrinkage")
             f = len(obj.location_)
             if obj.precision_.shape != (f, f):
