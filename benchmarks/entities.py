@@ -36,7 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.data.ingest import IngestConfig, ingest_paths
-from components.detect import defaults
 from components.detect.evaluation import recall_at_fpr
 from components.detect.fit import evaluate_data, fit_detector
 from components.detect.flow_scores import FlowRule
@@ -72,11 +71,11 @@ def prepare(work: Path) -> Path:
 
 
 def job(data: Path, spec: str, windows: str, seed: int) -> TrainJob:
-    train = {**defaults.TRAIN, "model": spec, "seed": seed, "device": "cpu"}
+    train = {"model": spec, "seed": seed, "device": "cpu"}
     if spec in SINGLE_FLOW:
         train.update(window=1, stride=1)
-    detector = {**defaults.DETECTOR, "rule": FlowRule(windows=windows)}
-    return TrainJob(data=data, files=(TRAINING,), train=TrainConfig(**train), detector=DetectorConfig(**detector))
+    return TrainJob(data=data, files=(TRAINING,), train=TrainConfig(**train),
+                    detector=DetectorConfig(rule=FlowRule(windows=windows)))
 
 
 def measure(work: Path, data: Path, spec: str, windows: str, seed: int) -> dict:
@@ -126,12 +125,12 @@ def synthetic(work: Path, rows_per_day: int, spec: str, windows: str, seed: int)
         files = write_days(SynthConfig(rows=rows_per_day, seed=seed, variant="TrafficLabelling", format="parquet",
                                        days=list(DAYS)), work / "synthetic" / "raw")
         assert ingest_paths([str(f) for f in files], IngestConfig(out=data, run_gx=False)).ok
-    train = {**defaults.TRAIN, "model": spec, "seed": seed, "device": "cpu"}
+    train = {"model": spec, "seed": seed, "device": "cpu"}
     if spec in SINGLE_FLOW:
         train.update(window=1, stride=1)
     started = time.perf_counter()
     detector = fit_detector(TrainJob(data=data, days=("monday",), train=TrainConfig(**train),
-                                     detector=DetectorConfig(**{**defaults.DETECTOR, "rule": FlowRule(windows=windows)})),
+                                     detector=DetectorConfig(rule=FlowRule(windows=windows))),
                             progress=False).detector
     s = evaluate_data(detector, data)
     benign = (s.labels == "BENIGN") & ~np.char.startswith(s.files.astype(str), "Monday")

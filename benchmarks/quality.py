@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect import compare
 from components.detect.evaluation import recall_at_fpr
-from components.jobs import DetectorConfig, TrainJob
+from components.jobs import TrainJob
 from components.learn.training import TrainConfig
 from components.report import plots
 
@@ -84,7 +84,7 @@ def measure(result: compare.ModelResult, training_file: str, other_day: str | No
 
 
 RULES = {
-    # the recommended rule (components/detect/defaults.py) applied to every model alike
+    # the recommended rule (the DetectorConfig defaults, components/jobs.py) applied to every model alike
     "recommended": None,
     # each model's own score (reconstruction error, or its family's rule), quantile threshold
     "raw": {"calibration": "quantile", "mahalanobis_inputs": False},
@@ -110,25 +110,17 @@ LEVERS: dict[str, dict] = {
 
 
 def base_job(data: Path, training_stem: str, seed: int, args, rule: dict | None) -> TrainJob:
-    from components.detect import defaults
+    from components.jobs import train_job
 
-    train = {**defaults.TRAIN, "device": args.device, "seed": seed}
-    for key in ("epochs", "window", "stride", "hidden"):
-        if getattr(args, key) is not None:
-            train[key] = getattr(args, key)
-    detector = {**defaults.DETECTOR, **(rule or {})}
-    return TrainJob(data=data, files=(training_stem,), train=TrainConfig(**train),
-                    detector=DetectorConfig(**detector))
+    train = {"device": args.device, "seed": seed, **{key: getattr(args, key) for key in
+                                                     ("epochs", "window", "stride", "hidden")}}
+    return train_job(data=data, files=(training_stem,), train=train, detector=rule)
 
 
 def with_overrides(job: TrainJob, overrides: dict) -> TrainJob:
-    from components.detect.flow_scores import FlowRule
+    from components.jobs import train_job
 
-    train = job.train.model_copy(update=overrides.get("train", {}))
-    det = dict(overrides.get("detector", {}))
-    if "rule" in det:
-        det["rule"] = FlowRule(**det["rule"])
-    return job.model_copy(update={"train": train, "detector": job.detector.model_copy(update=det)})
+    return train_job(job, overrides)
 
 
 def identity_ratio(result: compare.ModelResult) -> float | None:
@@ -239,9 +231,7 @@ def verdict(out: dict) -> str:
     """The bar: the default detector against the single-flow baselines, AUROC and recall at 1% FPR
     on other-day benign, per family (met: above every baseline's mean; a tie is not a win, since a
     network earns its place only by beating the no-network baselines, DESIGN.md)."""
-    from components.detect import defaults
-
-    champion = defaults.TRAIN["model"]
+    champion = TrainConfig().model
     rec, raw = out["tables"].get("recommended"), out["tables"].get("raw")
     if not rec or not raw or champion not in rec or not {"isolation_forest_flow", "pca_flow"} <= set(raw):
         return ""
@@ -273,9 +263,7 @@ def network_vs_mahalanobis(out: dict) -> str:
     at 1% FPR; the statement also counts the seeds on which each metric is higher, since a margin
     smaller than the spread between seeds is no win a user can count on.
     """
-    from components.detect import defaults
-
-    champion = defaults.TRAIN["model"]
+    champion = TrainConfig().model
     rec, raw = out["tables"].get("recommended"), out["tables"].get("raw")
     if not rec or not raw or champion not in rec or "mahalanobis_flow" not in raw:
         return ""

@@ -123,18 +123,14 @@ def benchmark_detector() -> Path:
     if (folder / "detector.json").is_file():
         return folder
     from components.data.ingest import IngestConfig, ingest_paths
-    from components.detect import defaults
     from components.detect.fit import fit_detector
-    from components.jobs import DetectorConfig, TrainJob
-    from components.learn.training import TrainConfig
+    from components.jobs import train_job
     from components.synth import SynthConfig, write_days
 
     raw = list(write_days(SynthConfig(rows=30_000, seed=1, variant="TrafficLabelling", days=["monday"]),
                           CACHE / "monday"))
     ingest_paths([str(p) for p in raw], IngestConfig(out=CACHE / "monday-ingested", run_gx=False))
-    job = TrainJob(data=CACHE / "monday-ingested", train=TrainConfig(**{**defaults.TRAIN, "epochs": 3},
-                                                                    device="cpu"),
-                   detector=DetectorConfig(**defaults.DETECTOR))
+    job = train_job(data=CACHE / "monday-ingested", train={"epochs": 3, "device": "cpu"})
     fit_detector(job, progress=False).detector.save(folder)
     return folder
 

@@ -66,13 +66,10 @@ print(json.dumps({"seconds": built, "windows": len(w), "batch_windows_per_s": co
 _PREPARE = """
 import json, sys, time
 from pathlib import Path
-from components.detect import defaults
 from components.detect.fit import prepare_job
-from components.jobs import DetectorConfig, TrainJob
-from components.learn.training import TrainConfig
+from components.jobs import train_job
 t = time.perf_counter()
-p = prepare_job(TrainJob(data=Path(sys.argv[1]), train=TrainConfig(**defaults.TRAIN, device="cpu"),
-                         detector=DetectorConfig(**defaults.DETECTOR)))
+p = prepare_job(train_job(data=Path(sys.argv[1]), train={"device": "cpu"}))
 print(json.dumps({"seconds": time.perf_counter() - t, "flows": len(p.data.flows),
                   "windows": len(p.data.windows), "features": len(p.data.transform.feature_names)}))
 """

@@ -7,10 +7,12 @@ objects, so a job's defaults are written once, and a misspelt field fails where 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.detect.entities import EntityRule
 from components.detect.flow_scores import FlowRule
@@ -21,14 +23,21 @@ FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
 class DetectorConfig(BaseModel):
-    """How a trained network becomes a detector: per-flow rule and calibration."""
+    """How a trained network becomes a detector: per-flow rule and calibration.
+
+    The defaults are the recommended rule (``benchmarks/quality.py``, docs/BENCHMARKS.md). Why
+    these: on other days' traffic every family scored below a single-flow PCA until each flow's
+    score became the Mahalanobis distance of its reconstruction errors *and its own scaled
+    features* (fitted on benign validation flows). A threshold set on one day gave about twice its
+    false-positive rate on other days, so the target is 0.5% to keep other days within 2%.
+    """
 
     model_config = FROZEN
 
     rule: FlowRule = FlowRule()
-    calibration: Literal["quantile", "mahalanobis", "pot"] = "quantile"
-    mahalanobis_inputs: bool = False  # the error model also sees each flow's own scaled features
-    target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
+    calibration: Literal["quantile", "mahalanobis", "pot"] = "mahalanobis"
+    mahalanobis_inputs: bool = True  # the error model also sees each flow's own scaled features
+    target_fpr: float = Field(default=0.005, gt=0, lt=0.5)
     pot_initial_quantile: float = Field(default=0.98, gt=0.5, lt=1)
     max_calibration_flows: int = Field(default=500_000, ge=100)
     entity: EntityRule = EntityRule()  # how flows aggregate into entities (hosts, pairs)
@@ -47,6 +56,61 @@ class TrainJob(BaseModel):
     detector: DetectorConfig = DetectorConfig()
     register_model: bool = True
     resume: bool = False
+
+
+def train_job(*layers: Mapping[str, Any] | TrainJob | None, **fields: Any) -> TrainJob:
+    """The one ``TrainJob`` builder (CLI, schedule, demo, benchmarks): the class defaults, then each
+    layer in order (settings, a YAML job file, CLI options), then ``fields``.
+
+    Layers are nested like the job (``{"train": {"epochs": 3}, "detector": {"rule": {...}}}``) and
+    merge field by field; a None value is an option not given and overrides nothing; a model (a
+    whole ``TrainJob``, a ``FlowRule``) sets every one of its fields. The model name
+    is checked here too, so a bad job fails before any server starts or any file is read.
+    """
+    merged: dict[str, Any] = {}
+    for layer in (*layers, fields):
+        merged = _merge(merged, layer.model_dump() if isinstance(layer, BaseModel) else layer or {})
+    job = TrainJob.model_validate(merged)
+    job.train.check_model()
+    return job
+
+
+def _merge(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            value = _merge(out[key], value)
+        elif isinstance(value, Mapping):
+            value = _merge({}, value)
+        out[key] = value
+    return out
+
+
+class JobFileError(ValueError):
+    """A YAML job file that is not a valid job: its message is one line naming the file and field."""
+
+
+def read_job_file(path: Path) -> dict[str, Any]:
+    """A YAML ``TrainJob`` (every field optional but ``data`` may come from the command line),
+    checked against the same frozen model, so a misspelt key fails here naming the file and key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise JobFileError(f"{path}: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise JobFileError(f"{path}: a job file is a mapping of TrainJob fields, not {type(raw).__name__}")
+    try:
+        TrainJob.model_validate(raw)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] == ("data",))]
+        if errors:
+            raise JobFileError(f"{path}: " + "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)) from None
+    return raw
 
 
 class RetrainJob(BaseModel):

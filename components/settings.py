@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     retrain_cron: str = "0 3 * * 0"  # retrain: Sundays at 03:00
     retrain_inputs: list[str] = ["data/raw"]  # raw files or folders the weekly retrain ingests
     retrain_days: list[str] = []  # capture days it trains on (empty: the time split of all files)
-    retrain_model: str | None = None  # None: the recommended model (components/detect/defaults.py)
+    retrain_model: str | None = None  # None: the recommended model (TrainConfig defaults, components/learn/training.py)
     curated_dir: Path = Path("data/ingested")
     scored_dir: Path = Path("data/scored")
     checkpoint_dir: Path = Path("checkpoints")

@@ -118,24 +118,25 @@ def ingest(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Folder written by `flowae ingest --out`.")],
-    files: o.Files = None, days: o.Days = None, model: o.Model = None, epochs: o.Epochs = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder written by `flowae ingest --out` (or data: in the --job file).")] = None,
+    job_file: o.JobFile = None, files: o.Files = None, days: o.Days = None, model: o.Model = None, epochs: o.Epochs = None,
     window: o.Window = None, stride: o.Stride = None, hidden: o.Hidden = None,
     batch_size: o.BatchSize = None, lr: o.Lr = None, patience: o.Patience = None,
     device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
     score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None, windows: o.Windows = None,
     mahalanobis_inputs: o.MahalanobisInputs = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
-    register: Annotated[bool, typer.Option("--register/--no-register",
-                                           help="Register the model as a new version.")] = True,
+    resume: Annotated[bool | None, typer.Option("--resume", help="Continue from the last checkpoint.")] = None,
+    register: Annotated[bool | None, typer.Option("--register/--no-register",
+                                                  help="Register the model as a new version (default on).")] = None,
     challenger: Annotated[bool, typer.Option(
         "--challenger", help="Also make the new version the challenger (default: no alias moves).")] = False,
 ) -> None:
     """Train, calibrate and evaluate one model on benign windows; register it (as the challenger
     with --challenger)."""
     settings = _settings()
-    job = o.build_job(settings, data, files=files, days=days, model=model, epochs=epochs,
+    job = o.build_job(settings, data, job_file=job_file, files=files, days=days, model=model, epochs=epochs,
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
                       patience=patience, device=device, seed=seed, scaler=scaler,
                       calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
@@ -146,7 +147,7 @@ def train(
         from flows.train import train_flow
 
         api.wait_ready()
-        return train_flow(job, challenger=challenger and register)
+        return train_flow(job, challenger=challenger and job.register_model)
 
     summary = run_flow_command("train", settings.work_dir, work)
     typer.echo(f"model {summary['model']} trained on {summary['device']}: best val loss "
@@ -232,6 +233,7 @@ def retrain(
         "--data", help="Raw CSV/parquet files, folders or globs; several after one --data (a shell glob) "
                        "or --data repeated.")],
     out: Annotated[Path | None, typer.Option("--out", help="Ingest folder (default: FLOWAE_CURATED_DIR).")] = None,
+    job_file: o.JobFile = None,
     files: o.Files = None, days: o.Days = None, model: o.Model = None, epochs: o.Epochs = None,
     window: o.Window = None, stride: o.Stride = None, hidden: o.Hidden = None,
     batch_size: o.BatchSize = None, lr: o.Lr = None, patience: o.Patience = None,
@@ -244,8 +246,8 @@ def retrain(
     """ingest -> validate -> windows -> train -> calibrate -> evaluate -> register -> promote."""
     inputs = data_inputs(ctx, data, "retrain")
     settings = _settings()
-    folder = out or settings.curated_dir
-    job = o.build_job(settings, folder, command="retrain", files=files, days=days, model=model,
+    job = o.build_job(settings, out, default_data=settings.curated_dir, job_file=job_file, command="retrain",
+                      files=files, days=days, model=model,
                       epochs=epochs, window=window, stride=stride, hidden=hidden,
                       batch_size=batch_size, lr=lr, patience=patience, device=device, seed=seed,
                       scaler=scaler, calibration=calibration, target_fpr=target_fpr,
@@ -258,7 +260,7 @@ def retrain(
         api.wait_ready()
         return retrain_flow(RetrainJob(inputs=inputs, train=job, promote=promote))
 
-    summary = run_flow_command("retrain", folder, work)
+    summary = run_flow_command("retrain", job.data, work)
     typer.echo(f"registered {settings.registered_model_name} version {summary['version']} "
                f"({summary['model']}): test AUROC {summary['test_auroc']:.4f}, F1 {summary['test_f1']:.4f}, "
                f"FPR {summary['test_fpr']:.4f}")
@@ -277,8 +279,8 @@ def compare(
                        "or --data repeated.")],
     models: Annotated[str, typer.Option("--models", help="all, or a comma-separated list.")] = "all",
     out: Annotated[Path | None, typer.Option("--out", help="Ingest folder (default: FLOWAE_CURATED_DIR).")] = None,
-    files: o.Files = None, days: o.Days = None, epochs: o.Epochs = None, window: o.Window = None,
-    stride: o.Stride = None, hidden: o.Hidden = None, batch_size: o.BatchSize = None, lr: o.Lr = None,
+    job_file: o.JobFile = None, files: o.Files = None, days: o.Days = None, epochs: o.Epochs = None,
+    window: o.Window = None, stride: o.Stride = None, hidden: o.Hidden = None, batch_size: o.BatchSize = None, lr: o.Lr = None,
     patience: o.Patience = None, device: o.Device = None, seed: o.Seed = None, scaler: o.Scaler = None,
     calibration: o.Calibration = None, target_fpr: o.TargetFpr = None,
     score_stride: o.ScoreStride = None, aggregate: o.Aggregate = None, windows: o.Windows = None,
@@ -287,8 +289,8 @@ def compare(
     """Train and evaluate every model on the same data and split, side by side with baselines."""
     inputs = data_inputs(ctx, data, "compare")
     settings = _settings()
-    folder = out or settings.curated_dir
-    job = o.build_job(settings, folder, command="compare", files=files, days=days, epochs=epochs,
+    job = o.build_job(settings, out, default_data=settings.curated_dir, job_file=job_file, command="compare",
+                      files=files, days=days, epochs=epochs,
                       window=window, stride=stride, hidden=hidden, batch_size=batch_size, lr=lr,
                       patience=patience, device=device, seed=seed, scaler=scaler,
                       calibration=calibration, target_fpr=target_fpr, score_stride=score_stride,
@@ -307,7 +309,7 @@ def compare(
         api.wait_ready()
         return compare_flow(CompareJob(inputs=inputs, train=job, models=models))
 
-    result = run_flow_command("compare", folder, work)
+    result = run_flow_command("compare", job.data, work)
     typer.echo(result["leaderboard"])
     typer.echo(f"best: {result['best']}: {result['best_link']}")
     typer.echo(f"MLflow parent run id: {result['parent_run_id']}; every model, best first:")

@@ -6,7 +6,7 @@ builds is validated once (pydantic) before any server starts or any file is read
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -41,42 +41,40 @@ MahalanobisInputs = Annotated[bool | None, typer.Option(
     help="mahalanobis: also weigh each flow's own features (default on).")]
 
 
-def build_job(settings: Settings, data: Path, *, files=None, days=None, model=None, epochs=None,
-              window=None, stride=None, hidden=None, batch_size=None, lr=None, patience=None,
-              device=None, seed=None, scaler=None, calibration=None, target_fpr=None,
-              score_stride=None, aggregate=None, windows=None, mahalanobis_inputs=None, resume: bool = False,
-              register_model: bool = True,
-              defaults: dict[str, Any] | None = None, command: str = "train"):
-    """A validated ``TrainJob``; a bad option ends the command with one line and exit code 2."""
-    from components.detect import defaults as recommended
-    from components.jobs import DetectorConfig, TrainJob
-    from components.learn.training import TrainConfig
+JobFile = Annotated[Path | None, typer.Option(
+    "--job", help="A YAML TrainJob (data, files, days, train, split, detector); flags given here override it.")]
 
-    train = dict(recommended.TRAIN if defaults is None else defaults)
-    train.update({k: v for k, v in {
-        "model": model, "epochs": epochs, "window": window, "stride": stride, "hidden": hidden,
-        "batch_size": batch_size, "lr": lr, "patience": patience, "scaler": scaler}.items() if v is not None})
-    train["device"] = device or settings.device
-    train["seed"] = settings.seed if seed is None else seed
-    detector: dict[str, Any] = dict(recommended.DETECTOR)
-    if mahalanobis_inputs is not None:
-        detector["mahalanobis_inputs"] = mahalanobis_inputs
-    if calibration is not None:
-        detector["calibration"] = calibration
-    if target_fpr is not None:
-        detector["target_fpr"] = target_fpr
-    rule = {k: v for k, v in {"stride": score_stride, "aggregate": aggregate, "windows": windows}.items()
-            if v is not None}
-    if rule:
-        detector["rule"] = rule
+
+def build_job(settings: Settings, data: Path | None, *, default_data: Path | None = None,
+              job_file: Path | None = None, files=None, days=None,
+              model=None, epochs=None, window=None, stride=None, hidden=None, batch_size=None, lr=None,
+              patience=None, device=None, seed=None, scaler=None, calibration=None, target_fpr=None,
+              score_stride=None, aggregate=None, windows=None, mahalanobis_inputs=None,
+              resume: bool | None = None, register_model: bool | None = None, command: str = "train"):
+    """A validated ``TrainJob``: the recommended defaults, then the settings (device, seed and
+    ``default_data``), then ``--job FILE.yaml``, then the flags the user gave (None: not given). A bad
+    option or job file ends the command with one line and exit code 2."""
+    from components.jobs import JobFileError, read_job_file, train_job
+
+    from_settings = {"data": default_data, "train": {"device": settings.device, "seed": settings.seed}}
+    options = {
+        "data": data, "files": tuple(files) if files else None, "days": tuple(days) if days else None,
+        "resume": resume, "register_model": register_model,
+        "train": {"model": model, "epochs": epochs, "window": window, "stride": stride, "hidden": hidden,
+                  "batch_size": batch_size, "lr": lr, "patience": patience, "scaler": scaler,
+                  "device": device, "seed": seed},
+        "detector": {"calibration": calibration, "target_fpr": target_fpr,
+                     "mahalanobis_inputs": mahalanobis_inputs,
+                     "rule": {"stride": score_stride, "aggregate": aggregate, "windows": windows}}}
     try:
-        job = TrainJob(data=data, files=tuple(files or ()), days=tuple(days or ()),
-                       train=TrainConfig(**train), detector=DetectorConfig(**detector),
-                       resume=resume, register_model=register_model)
-        job.train.check_model()
+        from_file = read_job_file(job_file) if job_file is not None else None
+        if data is None and default_data is None and not (from_file or {}).get("data"):
+            fail(f"{command}: --data is needed (or a --job file with data:)", 2)
+        return train_job(from_settings, from_file, options)
+    except JobFileError as exc:
+        fail(f"{command}: --job {exc}", 2)
     except (ValidationError, ValueError) as exc:
         fail(f"{command}: {_short(exc)}", 2)
-    return job
 
 
 def _short(exc: Exception) -> str:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from components.detect import defaults
-from components.jobs import DetectorConfig, RetrainJob, ScoreJob, TrainJob
-from components.learn.training import TrainConfig
+from components.jobs import RetrainJob, ScoreJob, train_job
 from components.report.night import detection_lines, host_lines
 from components.settings import Settings
 from components.synth import SynthConfig, write_days
@@ -24,7 +22,7 @@ from flows.score import score_flow
 
 DEMO_DAYS = ["monday", "friday_ddos", "friday_portscan"]
 #: the recommended settings on a budget that runs in about a minute on 2 cores
-DEMO_TRAINING = {**defaults.TRAIN, "epochs": 6, "patience": 3}
+DEMO_TRAINING = {"epochs": 6, "patience": 3}
 
 
 @flow(name="demo", log_prints=True, task_runner=FileRunner())  # its subflows bound themselves too
@@ -33,9 +31,8 @@ def demo_flow(workdir: str, rows: int, seed: int, device: str = "auto") -> dict:
     cfg = SynthConfig(rows=rows, seed=seed, variant="TrafficLabelling", format="csv", attacks=None,
                       days=DEMO_DAYS)
     files = [str(p) for p in write_days(cfg, raw)]
-    job = TrainJob(data=Path(workdir) / "ingested", days=("monday",),
-                   train=TrainConfig(**DEMO_TRAINING, seed=seed, device=device),
-                   detector=DetectorConfig(**defaults.DETECTOR))
+    job = train_job(data=Path(workdir) / "ingested", days=("monday",),
+                    train={**DEMO_TRAINING, "seed": seed, "device": device})
     retrained = retrain_flow(RetrainJob(inputs=tuple(files), train=job))
     attack_days = [f for f in files if "Friday" in Path(f).name]
     scored = score_flow(ScoreJob(inputs=tuple(attack_days), out=Path(workdir) / "scored", device=device))

@@ -14,7 +14,7 @@ import mlflow
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from components.jobs import RetrainJob, TrainJob
+from components.jobs import RetrainJob
 from components.report.records import log_job
 from components.serve.promotion import PromotionRefused
 from components.settings import load_settings
@@ -135,16 +135,14 @@ def retrain_description(summary: dict, evaluation_md: str, registry_link: str) -
 
 def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None, model: str | None = None
                   ) -> RetrainJob:
-    """The retrain a schedule runs: inputs, days and model from the settings unless given."""
-    from components.detect import defaults
-    from components.jobs import DetectorConfig
-    from components.learn.training import TrainConfig
+    """The retrain a schedule runs: inputs, days and model from the settings unless given (no
+    model anywhere: the recommended one)."""
+    from components.jobs import train_job
 
     settings = load_settings()
-    train = {**defaults.TRAIN, "model": model or settings.retrain_model or defaults.TRAIN["model"],
-             "device": settings.device, "seed": settings.seed}
-    job = TrainJob(data=settings.curated_dir, days=tuple(days or settings.retrain_days),
-                   train=TrainConfig(**train), detector=DetectorConfig(**defaults.DETECTOR))
+    job = train_job(data=settings.curated_dir, days=tuple(days or settings.retrain_days),
+                    train={"model": model or settings.retrain_model, "device": settings.device,
+                           "seed": settings.seed})
     return RetrainJob(inputs=tuple(inputs or settings.retrain_inputs), train=job)
 
 

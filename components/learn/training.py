@@ -26,20 +26,27 @@ SINGLE_FLOW_OK = ("pca", "isolation_forest", "mahalanobis_flow")
 
 
 class TrainConfig(BaseModel):
-    """Everything that decides a training run; logged as MLflow params."""
+    """Everything that decides a training run; logged as MLflow params.
+
+    The defaults are the recommended model and budget, the ones ``train``, ``retrain``, ``compare``,
+    ``serve`` and ``demo`` use unless told otherwise: the best of ``benchmarks/quality.py``
+    (docs/BENCHMARKS.md has the tables behind it). Why these: with the recommended detector rule
+    (``components.jobs.DetectorConfig``) the plain ``lstm_ae`` is as good as any family and the
+    cheapest; training longer than 30 epochs fitted the training day and transferred worse.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = "lstm_ae"
-    epochs: int = Field(default=10, ge=1)
+    epochs: int = Field(default=30, ge=1)
     window: int = Field(default=16, ge=1)  # 1: single flows (pca, isolation_forest only)
-    stride: int = Field(default=1, ge=1)
+    stride: int = Field(default=4, ge=1)  # training windows; scoring windows do not overlap (stride T)
     hidden: int = Field(default=32, ge=1)
     batch_size: int = Field(default=512, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=3e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float = Field(default=1.0, gt=0)
-    patience: int = Field(default=3, ge=1)
+    patience: int = Field(default=4, ge=1)
     scaler: Literal["standard", "robust"] = "standard"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(default=42, ge=0)

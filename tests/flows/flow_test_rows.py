@@ -17,8 +17,9 @@ def tiny_detector(data, model: str = "lstm_ae", calibration: str = "mahalanobis"
 
     job = TrainJob(data=data, files=(BENIGN.removesuffix(".csv"),),
                    train=TrainConfig(model=model, epochs=2, window=8, stride=4, hidden=8, batch_size=256,
-                                     device="cpu", seed=seed),
-                   detector=DetectorConfig(calibration=calibration, mahalanobis_inputs=calibration == "mahalanobis"))
+                                     lr=1e-3, device="cpu", seed=seed),
+                   detector=DetectorConfig(calibration=calibration, mahalanobis_inputs=calibration == "mahalanobis",
+                                           target_fpr=0.01))
     return fit_detector(job, progress=False).detector
 
 

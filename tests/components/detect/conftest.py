@@ -39,9 +39,11 @@ def tiny_job(data: Path, **train):
     from components.jobs import DetectorConfig, TrainJob
     from components.learn.training import TrainConfig
 
-    detector = train.pop("detector", {})
+    # spelled out (not the recommended defaults): a tiny, fast detector with a quantile threshold
+    detector = {"calibration": "quantile", "mahalanobis_inputs": False, "target_fpr": 0.01,
+                **train.pop("detector", {})}
     cfg = {"model": "lstm_ae", "epochs": 2, "window": 8, "stride": 4, "hidden": 8, "batch_size": 256,
-           "device": "cpu", "seed": 0, **train}
+           "lr": 1e-3, "patience": 3, "device": "cpu", "seed": 0, **train}
     return TrainJob(data=data, files=(Path(BENIGN).stem,), train=TrainConfig(**cfg),
                     detector=DetectorConfig(**detector))
 

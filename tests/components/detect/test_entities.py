@@ -42,8 +42,8 @@ def night_data(shared_data, tmp_path_factory):
                                                "friday-portscan-1000.TrafficLabelling.csv"))]
     assert ingest_paths(inputs, IngestConfig(out=out, run_gx=False)).ok
     job = TrainJob(data=out, files=("friday-benign-after-299.MachineLearningCVE",),
-                   train=TrainConfig(model="mahalanobis_flow", window=1, device="cpu", seed=0),
-                   detector=DetectorConfig(calibration="quantile"))
+                   train=TrainConfig(model="mahalanobis_flow", window=1, stride=1, device="cpu", seed=0),
+                   detector=DetectorConfig(calibration="quantile", mahalanobis_inputs=False, target_fpr=0.01))
     return out, fit_detector(job, progress=False).detector
 
 
@@ -164,8 +164,9 @@ def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(n
     folder, _ = night_data
     job = TrainJob(data=folder, files=("friday-benign-after-299.MachineLearningCVE",),
                    train=TrainConfig(model="lstm_ae", epochs=1, window=4, stride=2, hidden=8, batch_size=256,
-                                     device="cpu", seed=0),
-                   detector=DetectorConfig(calibration="quantile", rule=FlowRule(windows="host")))
+                                     lr=1e-3, device="cpu", seed=0),
+                   detector=DetectorConfig(calibration="quantile", mahalanobis_inputs=False, target_fpr=0.01,
+                                           rule=FlowRule(windows="host")))
     detector = fit_detector(job, progress=False).detector
     assert detector.host_windows
     stems = ["friday-afternoon-benign-head.TrafficLabelling", "friday-ddos-1000.TrafficLabelling"]

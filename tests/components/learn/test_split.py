@@ -36,8 +36,8 @@ def ingested(tmp_path_factory):
 
 def job(data, files=(), **split) -> TrainJob:
     return TrainJob(data=data, files=files, split=SplitConfig(**split),
-                    train=TrainConfig(model="lstm_ae", window=8, stride=2, device="cpu"),
-                    detector=DetectorConfig())
+                    train=TrainConfig(model="lstm_ae", epochs=1, window=8, stride=2, device="cpu"),
+                    detector=DetectorConfig(calibration="quantile"))
 
 
 def test_the_three_properties_on_the_users_path(ingested):
