@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-import pandas as pd
+import pytest
 from flow_test_rows import BENIGN, DDOS, PORTSCAN, TINY
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -82,7 +82,19 @@ def test_retrain_registers_promotes_and_the_champion_scores_raw_rows_in_a_new_pr
     model = client.get_registered_model(store.registered_model_name)
     aliases = {k: str(v) for k, v in model.aliases.items()}
     assert len(client.search_model_versions(f"name='{store.registered_model_name}'")) == 2
-    if "promotion: promoted" in second.stdout:  # the aliases agree with the decision printed
+    # both models fitted on the same benign flows, so the promotion compares them on the flows each
+    # retrain tested on: each figure is that retrain's test AUROC, and the decision follows them
+    tested = {r.data.tags["flowae.model"]: r.data.metrics["test_auroc"]
+              for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags}
+    registry = client.get_experiment_by_name(store.registry_experiment)
+    decided = client.search_runs([registry.experiment_id], order_by=["attributes.start_time DESC"],
+                                 max_results=1)[0].data.metrics
+    assert decided["champion_value"] == pytest.approx(tested["lstm_ae"], abs=1e-6)
+    assert decided["challenger_value"] == pytest.approx(tested["pca"], abs=1e-6)
+    promoted = decided["challenger_value"] > decided["champion_value"] + store.promotion_margin
+    assert decided["promoted"] == float(promoted)
+    if promoted:  # the aliases and the printed decision agree with the figures
+        assert "promotion: promoted" in second.stdout
         assert aliases == {"champion": "2"} and json.loads(model.tags["flowae.champion_history"]) == ["1"]
     else:
         assert "promotion: not promoted" in second.stdout
@@ -107,5 +119,7 @@ def test_evaluate_a_registered_model_on_labelled_data(real_ingested, store, tmp_
     assert 0 < test_benign < 9998 // 4
     assert metrics["flows"] == test_benign + 2000 and metrics["attacks"] == 2000
     assert {"auroc", "auprc", "f1", "fpr", "recall.DDoS", "recall.PortScan", "window_auroc"} <= set(metrics)
-    frame = pd.DataFrame([metrics])
-    assert (frame[["auroc", "fpr"]].to_numpy() >= 0).all()
+    # the same flows the training run tested on (its own fitted flows left out): the same figures
+    trained_run = client.search_runs([client.get_experiment_by_name(store.train_experiment).experiment_id])[0]
+    for name in ("auroc", "fpr"):
+        assert metrics[name] == pytest.approx(trained_run.data.metrics[f"test_{name}"], abs=1e-4), name
