@@ -195,9 +195,12 @@ def render(out: dict, command: str) -> str:
              f"- Date: {dt.date.today().isoformat()}", f"- Command: `{command}` ({out['seconds'] / 60:.0f} min)",
              "", "| goal | measured | |", "|---|---|---|"]
     ratio = w["ours_windows_per_s"] / w["loop_windows_per_s"]
-    lines.append(f"| windows at least 100x the notebook loop at {w['flows']:,} flows | **{ratio:,.0f}x** "
-                 f"({w['ours_windows_per_s']:,.0f} vs {w['loop_windows_per_s']:,.0f} windows/s) | "
-                 f"{'met' if ratio >= 100 else 'not met'} |")
+    copied = w["batch_windows_per_s"] / w["loop_windows_per_s"]
+    lines.append(f"| windows at least 100x the notebook loop at {w['flows']:,} flows | **{ratio:,.0f}x** as "
+                 f"strided views, no window copied ({w['ours_windows_per_s']:,.0f} vs "
+                 f"{w['loop_windows_per_s']:,.0f} windows/s); **{copied:,.1f}x** materialised as float32 "
+                 f"training batches, the copy the loop makes of every window | "
+                 f"{'met' if ratio >= 100 else 'not met'} for views |")
     if ingest:
         r = ingest["throughput_ratio"]
         lines.append(f"| ingest with validation at least 2x pandas.read_csv + cleaning | **{r:.2f}x** | "

@@ -1,8 +1,9 @@
 """Prefect flow for ingestion: one mapped task per input, retries on I/O errors, a table artifact,
 and an MLflow run with dataset lineage, counts, capture order and the GX reports.
 
-Thin by design: the work is ``components.data.ingest``; this module adds orchestration (mapping,
-retries), visibility (Prefect artifact, MLflow run) and nothing else. Data moves as paths.
+Thin by design: the work and its orchestration are ``components.data.ingest`` (``run_ingest``, the
+same steps ``ingest_paths`` runs without Prefect); this module maps the per-file work as tasks
+(retries, a bounded runner) and adds visibility (Prefect artifact, MLflow run). Data moves as paths.
 """
 from __future__ import annotations
 
@@ -12,18 +13,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from components.data.ingest import (
-    FileReport,
-    IngestConfig,
-    build_manifest,
-    finish_validation,
-    ingest_file,
-    mark_failed,
-    plan_outputs,
-    prepare_output,
-    stop_validation,
-    write_manifest,
-)
+from components.data.ingest import FileReport, IngestConfig, ingest_file, run_ingest, unreadable
 from components.data.ingest_tracking import log_ingest_run
 from components.data.inputs import InputFile, display_name
 from components.settings import load_settings
@@ -85,46 +75,41 @@ def ingest_flow(inputs: list[str], out: str, progress: bool = False, log_to_mlfl
     """Ingest raw files into ``out`` (curated/, quarantine/, manifest.json, validation/)."""
     settings = load_settings()
     cfg = IngestConfig(out=Path(out), invalid_values=settings.invalid_values, run_gx=run_gx)
-    notes = prepare_output(cfg)
-    planned, plan_notes = plan_outputs(inputs)
-    notes += plan_notes
-    futures = ingest_file_task.map(
-        [str(item.path) for item, _ in planned], [s for _, s in planned], out,
-        invalid_values=settings.invalid_values, progress=progress, run_gx=run_gx,
-        member=[item.member for item, _ in planned])
-    reports: list[FileReport] = []
-    try:
+    stems: list[str] = []
+    reports: list[FileReport] = []  # in input order, for the MLflow run
+
+    def each(planned: list[tuple[InputFile, str]]) -> list[FileReport]:
+        futures = ingest_file_task.map(
+            [str(item.path) for item, _ in planned], [s for _, s in planned], out,
+            invalid_values=settings.invalid_values, progress=progress, run_gx=run_gx,
+            member=[item.member for item, _ in planned])
+        stems.extend(s for _, s in planned)
         for (item, stem), future in zip(planned, futures):
             result = future.result(raise_on_failure=False)
-            if isinstance(result, BaseException):  # retries exhausted on an I/O error
-                report = FileReport(source=item.source)
-                mark_failed(report, cfg, stem, f"cannot read: {result}")
-            else:
-                report = FileReport(**result)
-            reports.append(report)
-    except BaseException:
-        stop_validation(cfg)  # no GX worker outlives a failed run
-        raise
-    docs_index = finish_validation(cfg)
-    manifest = build_manifest(reports, notes, cfg)
-    manifest_path = write_manifest(manifest, cfg)
+            # retries exhausted on an I/O error: the file fails, the others go on
+            reports.append(unreadable(item, stem, cfg, result) if isinstance(result, BaseException)
+                           else FileReport(**result))
+        return reports
+
+    result = run_ingest(inputs, cfg, each)
+    manifest = result.manifest
     _publish_artifact(manifest["files"])
-    run_id = (log_ingest_run(settings, cfg, reports, manifest_path, docs_index, manifest["order"])
-              if log_to_mlflow else None)
+    run_id = (log_ingest_run(settings, cfg, reports, result.manifest_path, result.docs_index,
+                             manifest["order"]) if log_to_mlflow else None)
     if run_id:
-        _name_run(settings, run_id, planned, reports)
-    return {"ok": bool(reports) and all(r.ok for r in reports), "manifest": str(manifest_path),
-            "files": manifest["files"], "order": manifest["order"], "notes": notes,
+        _name_run(settings, run_id, stems, reports)
+    return {"ok": result.ok, "manifest": str(result.manifest_path),
+            "files": manifest["files"], "order": manifest["order"], "notes": manifest["notes"],
             "mlflow_run_id": run_id}
 
 
-def _name_run(settings, run_id: str, planned, reports: list[FileReport]) -> None:
+def _name_run(settings, run_id: str, stems: list[str], reports: list[FileReport]) -> None:
     """The ingest run named after its inputs (two ingests are told apart in the runs table), its
     figures as its description, and one line in the Prefect log with its link."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    client.update_run(run_id, name=f"ingest {inputs_label([stem for _, stem in planned])}"[:250])
+    client.update_run(run_id, name=f"ingest {inputs_label(stems)}"[:250])
     rows = [(display_name(r.source), r.status, r.rows_in, r.rows_curated, r.rows_quarantined) for r in reports]
     text = "\n".join(["| file | status | rows in | curated | quarantined |", "|---|---|---|---|---|",
                        *(f"| {f} | {s} | {a:,} | {b:,} | {c:,} |" for f, s, a, b, c in rows)])

@@ -1,12 +1,13 @@
 """Ingest: raw CIC-IDS2017 files -> curated parquet + quarantine parquet + manifest, nothing lost.
 
-One input at a time (a file, a ``.csv.gz``, a member of a zip archive), one record batch at a
-time: read and hash (``readers``, ``streams``), map the header onto the contract (``headers``),
-cast and split rows (``validation``), stream the halves into atomic parquet writers (``outputs``),
-and let Great Expectations report on a seeded sample of the same rows (``sampling``,
-``gx_validation``). Reading runs ahead and writing behind the checks on worker threads
-(``background``); GX runs in a worker process (``gx_worker``) started when the file starts, so
-that its import overlaps the rows, and validates the sample while the outputs are closed.
+Per input (a file, a ``.csv.gz``, a member of a zip archive; ``ingest_paths`` takes the inputs in
+turn, the Prefect flow up to ``max_parallel_files`` at once), one record batch at a time: read and
+hash (``readers``, ``streams``), map the header onto the contract (``headers``), cast and split rows
+(``validation``), stream the halves into atomic parquet writers (``outputs``), and let Great
+Expectations report on a seeded sample of the same rows (``sampling``, ``gx_validation``). Reading
+runs ahead and writing behind the checks on worker threads (``background``); GX runs in a worker
+process (``gx_worker``) started when the file starts, so that its import overlaps the rows, and
+validates the sample while the outputs are closed.
 
 Outputs (fixed by DESIGN.md)::
 
@@ -338,8 +339,9 @@ def _merge_quarantine(parts: list[pa.Table | None]) -> pa.Table | None:
 @dataclass
 class IngestResult:
     manifest: dict
-    reports: list[FileReport]
+    reports: list[FileReport]  # in capture order, as in the manifest
     manifest_path: Path
+    docs_index: Path | None = None  # the run's Data Docs, when GX ran
 
     @property
     def ok(self) -> bool:
@@ -428,25 +430,46 @@ def write_manifest(manifest: dict, cfg: IngestConfig) -> Path:
     return write_json_atomic(Path(cfg.out) / "manifest.json", manifest)
 
 
-def ingest_paths(inputs: list[str], cfg: IngestConfig,
-                 progress: Callable[[InputFile], Progress | None] | None = None) -> IngestResult:
-    """The whole ingest without Prefect: every input in turn, then the manifest."""
+IngestEach = Callable[[list[tuple[InputFile, str]]], list[FileReport]]
+
+
+def run_ingest(inputs: list[str], cfg: IngestConfig, ingest_each: IngestEach) -> IngestResult:
+    """The one ingest orchestration: prepare ``OUT`` and plan the inputs, let ``ingest_each`` turn
+    every ``(input, stem)`` into its report (``ingest_paths``: in turn; the flow: mapped tasks),
+    then the Data Docs and ``manifest.json``. A run that fails before its Data Docs stops its GX
+    worker (a long-running ``flowae serve`` would otherwise keep it, about 0.4 GB)."""
     notes = prepare_output(cfg)
     planned, plan_notes = plan_outputs(inputs)
     notes += plan_notes
-    reports = []
     try:
-        for item, stem in planned:
-            try:
-                report = ingest_file(item, cfg, stem, progress(item) if progress else None)
-            except OSError as exc:  # transient I/O errors: no retry here, the file fails
-                report = FileReport(source=item.source)
-                mark_failed(report, cfg, stem, f"cannot read: {exc}")
-            reports.append(report)
+        reports = ingest_each(planned)
     except BaseException:
         stop_validation(cfg)
         raise
-    finish_validation(cfg)
+    docs_index = finish_validation(cfg)
     manifest = build_manifest(reports, notes, cfg)
     ordered, _ = capture_order(reports)
-    return IngestResult(manifest, ordered, write_manifest(manifest, cfg))
+    return IngestResult(manifest, ordered, write_manifest(manifest, cfg), docs_index)
+
+
+def unreadable(item: InputFile, stem: str, cfg: IngestConfig, error: BaseException) -> FileReport:
+    """The report of an input that could not be read (after the caller's retries, if any)."""
+    report = FileReport(source=item.source)
+    mark_failed(report, cfg, stem, f"cannot read: {error}")
+    return report
+
+
+def ingest_paths(inputs: list[str], cfg: IngestConfig,
+                 progress: Callable[[InputFile], Progress | None] | None = None) -> IngestResult:
+    """:func:`run_ingest` without Prefect: the inputs one after another, in this process (tests,
+    benchmarks). An I/O error fails its file at once (the flow retries it first)."""
+    def each(planned: list[tuple[InputFile, str]]) -> list[FileReport]:
+        reports = []
+        for item, stem in planned:
+            try:
+                reports.append(ingest_file(item, cfg, stem, progress(item) if progress else None))
+            except OSError as exc:
+                reports.append(unreadable(item, stem, cfg, exc))
+        return reports
+
+    return run_ingest(inputs, cfg, each)

@@ -3,8 +3,9 @@
 It bundles the contract version, the fitted feature transform, the network's weights (or a
 baseline's fitted state), the window length, the per-flow scoring rule, the calibrated threshold
 and the training reference used for drift. It saves to a folder of JSON files plus a
-``state_dict.pt`` loaded with ``weights_only=True`` (no pickled classes: loading a model must not
-execute code), and it is what the MLflow pyfunc wraps.
+``state_dict.pt`` loaded with ``weights_only=True`` (no pickled classes: reading the folder runs
+no stored code), and it is what the MLflow pyfunc wraps (loading *that* runs its stored code:
+``serve/pyfunc_model``).
 
 Input rows may be raw (any published header variant: leading spaces, ``Fwd Header Length.1``,
 ``Infinity`` text) or curated; output keeps their order and count: no row is dropped, none gets

@@ -6,9 +6,10 @@ plain standard scaler lets a handful of huge flows dominate every reconstruction
 ``sign(x) * log1p(|x|)`` compresses the range while keeping sign and zero.
 
 Unusable inputs: ``flow_bytes_s`` / ``flow_packets_s`` are ``inf`` or ``NaN`` when a flow lasts
-0 µs, and a night's file may lack an optional column. Ingest and scoring keep such rows with the
-value null (``casting.value_checks``); here a null, non-finite or absent input is "no
-information": it takes the benign centre, 0 *after* scaling (the fit ignores it). Setting it to 0
+0 µs, and a night's file may lack an optional column. Scoring keeps such rows with the value null
+(``casting.value_checks``), and so does ingest under its default policy (``invalid_values: keep``;
+``quarantine`` sets them aside, ``impute`` fills a median); here a null, non-finite or absent input
+is "no information": it takes the benign centre, 0 *after* scaling (the fit ignores it). Setting it to 0
 in log space instead put it ``-center/scale`` standard deviations away and flagged every row of a
 file without one optional column.
 
@@ -16,8 +17,8 @@ Which columns go in is decided at fit time on the benign training flows: a colum
 or an exact duplicate of an earlier one (``fwd_header_length_1`` repeats ``fwd_header_length``),
 carries nothing and is dropped; both lists are recorded with the transform.
 
-The transform is persisted as JSON (``to_dict``/``save``), never pickled, so a registered model can
-be loaded without executing code.
+The transform is persisted as JSON (``to_dict``/``save``), never pickled: reading it runs no code.
+(The MLflow pyfunc that wraps a detector does run its stored code when loaded: ``serve/pyfunc_model``.)
 """
 from __future__ import annotations
 
