@@ -50,13 +50,22 @@ def test_first_model_win_margin_and_rollback(detectors, store, monkeypatch):
         promote(store)
 
 
-def _promote_in_a_process(env: dict, queue) -> None:
+def _promote_in_a_process(env: dict, queue, both_compared) -> None:
     import os
 
     os.environ.update(env)
+    from components.serve import promotion
     from components.serve.promotion import promote as promote_here
     from components.settings import load_settings as settings_here
 
+    real = promotion.evaluate_on
+
+    def evaluate_then_wait(*args, **kwargs):  # each comparison ends only when the other one's has
+        result = real(*args, **kwargs)
+        both_compared.wait(timeout=240)
+        return result
+
+    promotion.evaluate_on = evaluate_then_wait
     try:
         decision = promote_here(settings_here())
         outcome = "refused" if decision.refused else "promoted" if decision.promoted else "kept"
@@ -73,18 +82,19 @@ def test_two_promotions_at_once_leave_consistent_aliases(detectors, store):
     v2 = register_detector(store, detectors["strong"])
     env = {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "FLOWAE_"))}
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_promote_in_a_process, args=(env, queue)) for _ in range(2)]
+    queue, both_compared = ctx.Queue(), ctx.Barrier(2)
+    procs = [ctx.Process(target=_promote_in_a_process, args=(env, queue, both_compared)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=300)
     outcomes = sorted((queue.get(timeout=5) for _ in procs), key=lambda o: o[0] != "promoted")
     assert outcomes[0] == ("promoted", v2), outcomes
-    # The other one read the aliases after the move (no challenger left) or before it (then its
-    # compare-and-set under the lock saw the move and refused): either way nothing moved twice.
-    assert (outcomes[1][0] == "error" and "no challenger to promote" in outcomes[1][1]) or (
-        outcomes[1][0] == "refused" and "changed during the comparison" in outcomes[1][1]), outcomes
+    # Both read the aliases and compared before either moved them: the second one's compare-and-set
+    # under the lock sees the first one's move and refuses, so nothing moves twice.
+    refused = (f"version {v2} not promoted: the registry changed during the comparison "
+               f"(challenger {v2} -> None, champion {v1} -> {v2})")
+    assert outcomes[1] == ("refused", refused), outcomes
     assert aliases(store) == (v2, None, (v1,))  # exactly one move, recorded once
 
 
