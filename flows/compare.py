@@ -11,6 +11,7 @@ import numpy as np
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from components.data.contract import BENIGN
 from components.detect.compare import (
     RECALL_AT_FPR,
     job_for,
@@ -31,6 +32,7 @@ from components.report.records import (
     log_training,
 )
 from components.settings import load_settings
+from components.stage_results import ModelRun
 from components.tracking import (
     children_view,
     ensure_experiment,
@@ -46,7 +48,7 @@ from flows.workspace import workspace
 
 
 @task(name="compare-model", task_run_name="compare-{spec}")
-def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> dict:
+def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> ModelRun:
     """One sibling run: train, calibrate and evaluate ``spec`` on the shared data and split; the
     test scores go to a file for the all-models ROC plot."""
     settings = load_settings()
@@ -69,9 +71,9 @@ def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> dict
     print(f"{spec}: test AUROC {result.evaluation.auroc:.4f}; MLflow run {link}")
     scores = Path(work) / f"{spec}.npz"
     scores.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(scores, scores=result.scored.scores, attack=result.scored.labels != "BENIGN")
-    return {"row": result.row(), "scores": str(scores), "other_day_files": result.other_day_files,
-            "run_id": active.info.run_id, "link": link}
+    np.savez(scores, scores=result.scored.scores, attack=result.scored.labels != BENIGN)
+    return ModelRun(row=result.row(), scores=scores, other_day_files=tuple(result.other_day_files),
+                    run_id=active.info.run_id, link=link)
 
 
 def _key(label: str) -> str:
@@ -110,10 +112,10 @@ def compare_flow(job: CompareJob) -> dict:
         results = [compare_model_task(spec, job.train, parent, str(work)) for spec in specs]
         curves = {}
         for r in results:  # the test scores each sibling left for the all-models ROC
-            saved = np.load(r["scores"])
-            curves[r["row"]["model"]] = (saved["scores"], saved["attack"])
-    board = leaderboard([r["row"] for r in results])
-    markdown = to_markdown(board) + "\n\n" + other_day_note(board, results[0]["other_day_files"] if results else [])
+            saved = np.load(r.scores)
+            curves[r.row["model"]] = (saved["scores"], saved["attack"])
+    board = leaderboard([r.row for r in results])
+    markdown = to_markdown(board) + "\n\n" + other_day_note(board, list(results[0].other_day_files) if results else [])
     with stage_run(settings, settings.compare_experiment, "compare", run_id=parent), \
             tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "leaderboard.csv"
@@ -133,6 +135,6 @@ def compare_flow(job: CompareJob) -> dict:
                              description="compare: every model")
     create_table_artifact(board.fillna("n/a").to_dict(orient="records"), key="leaderboard-table")
     print(f"leaderboard: best {best['model']} (test AUROC {float(best['auroc']):.4f}); MLflow {link}")
-    best_link = next(r["link"] for r in results if r["row"]["model"] == best["model"])
+    best_link = next(r.link for r in results if r.row["model"] == best["model"])
     return {"parent_run_id": parent, "leaderboard": markdown, "best": str(best["model"]),
             "best_link": best_link, "link": link, "parent_link": run_link(settings, experiment_id, parent)}

@@ -17,11 +17,12 @@ from components.detect.fit import evaluate_data
 from components.report.records import key_figures, log_evaluation
 from components.serve.packaging import load_detector
 from components.settings import load_settings
+from components.stage_results import ModelEvaluation
 from components.tracking import ensure_experiment, run_link, set_description, stage_run
 
 
 @task(name="evaluate-model")
-def evaluate_model_task(model_uri: str, data: str, include_training_data: bool = False) -> dict:
+def evaluate_model_task(model_uri: str, data: str, include_training_data: bool = False) -> ModelEvaluation:
     settings = load_settings()
     detector = load_detector(model_uri)
     included = str(include_training_data).lower()
@@ -48,13 +49,13 @@ def evaluate_model_task(model_uri: str, data: str, include_training_data: bool =
     create_markdown_artifact(key="evaluation", markdown=f"## {model_uri} on {data}\n\n" + summary,
                              description=f"evaluation of {model_uri}")
     experiment_id = ensure_experiment(settings, settings.evaluate_experiment)
-    return {"run_id": run_id, "summary": summary_table(result), "metrics": result.to_dict(),
-            "left_out": lines, "includes_training_data": left.included,
-            "link": run_link(settings, experiment_id, run_id)}
+    return ModelEvaluation(run_id=run_id, summary=summary_table(result), metrics=result.to_dict(),
+                           left_out=tuple(lines), includes_training_data=left.included,
+                           link=run_link(settings, experiment_id, run_id))
 
 
 @flow(name="evaluate", log_prints=True, flow_run_name="evaluate {model_uri} on {data}")
 def evaluate_flow(model_uri: str, data: str, include_training_data: bool = False) -> dict:
     """Score ``data`` with the model and measure it against the labels, leaving out the flows the
     model was fitted or calibrated on unless ``include_training_data``."""
-    return evaluate_model_task(model_uri, data, include_training_data)
+    return evaluate_model_task(model_uri, data, include_training_data).model_dump()

@@ -18,6 +18,7 @@ from components.jobs import RetrainJob
 from components.report.records import log_job
 from components.serve.promotion import PromotionRefused
 from components.settings import load_settings
+from components.stage_results import Validated
 from components.tracking import (
     ensure_experiment,
     model_link,
@@ -47,7 +48,7 @@ class ValidationFailed(ValueError):
 
 
 @task(name="validate")
-def validate_task(ingest: dict, run: RunRef) -> dict:
+def validate_task(ingest: dict, run: RunRef) -> Validated:
     """The gate before training: every input ingested, none empty, the GX suite passed."""
     manifest = json.loads(Path(ingest["manifest"]).read_text())
     files = manifest["files"]
@@ -66,7 +67,7 @@ def validate_task(ingest: dict, run: RunRef) -> dict:
         raise ValidationFailed(f"{len(failed)} of {len(files)} inputs failed ingest: {'; '.join(failed)}")
     if gx_failed:
         raise ValidationFailed(f"data contract (Great Expectations) failed on: {', '.join(gx_failed)}")
-    return {"files": len(files), "rows": sum(f["rows_curated"] for f in files)}
+    return Validated(files=len(files), rows=sum(f["rows_curated"] for f in files))
 
 
 def _flow_run_name() -> str:
@@ -92,24 +93,23 @@ def retrain_flow(job: RetrainJob) -> dict:
     validate_task(ingested, run)
     with workspace(settings.work_dir, parent) as work:
         windows = windows_task(train, str(work), run)
-        trained = train_task(train, windows["prepared"], windows["info"], str(work), run)
-        calibrated = calibrate_task(train, windows["prepared"], trained["trained"], str(work), run)
-        metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-        registered = register_task(calibrated["detector"], metrics, run, challenger=True,
-                                   train_run_id=trained["run_id"])
+        trained = train_task(train, windows, str(work), run)
+        calibrated = calibrate_task(train, windows, trained, str(work), run)
+        metrics = evaluate_task(windows, calibrated, run)
+        registered = register_task(calibrated, metrics, run, challenger=True, train_run_id=trained.run_id)
     try:  # exactly the version registered above: refused if another run moved challenger meanwhile
-        decision = (promote_flow(version=registered["version"]) if job.promote
+        decision = (promote_flow(version=registered.version) if job.promote
                     else {"promoted": False, "reason": "--no-promote"})
     except PromotionRefused as exc:
         with stage_run(settings, settings.retrain_experiment, "retrain", run_id=parent):
-            mlflow.set_tags({"flowae.registered_version": registered["version"], "flowae.promoted": "false",
+            mlflow.set_tags({"flowae.registered_version": registered.version, "flowae.promoted": "false",
                              "flowae.promotion_refused": str(exc)[:5000]})
         raise
-    summary = {"parent_run_id": parent, "model": train.train.model, "version": registered["version"],
+    summary = {"parent_run_id": parent, "model": train.train.model, "version": registered.version,
                "promoted": decision["promoted"], "decision": decision.get("reason"),
-               "champion": decision.get("champion_after"), "test_auroc": metrics["auroc"],
-               "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
-               "threshold": calibrated["threshold"], "device": trained["device"],
+               "champion": decision.get("champion_after"), "test_auroc": metrics.auroc,
+               "test_auprc": metrics.auprc, "test_f1": metrics.f1, "test_fpr": metrics.fpr,
+               "threshold": calibrated.threshold, "device": trained.device,
                "link": run_link(settings, ensure_experiment(settings, settings.retrain_experiment), parent)}
     with stage_run(settings, settings.retrain_experiment, "retrain", run_id=parent):
         mlflow.log_metrics({k: float(summary[k]) for k in ("test_auroc", "test_auprc", "test_f1", "test_fpr")
@@ -117,7 +117,7 @@ def retrain_flow(job: RetrainJob) -> dict:
         mlflow.set_tags({"flowae.registered_version": summary["version"],
                          "flowae.promoted": str(summary["promoted"]).lower(),
                          "flowae.champion": str(summary["champion"])})
-        set_description(retrain_description(summary, metrics["summary_md"], model_link(
+        set_description(retrain_description(summary, metrics.summary_md, model_link(
             settings, settings.registered_model_name, summary["version"])))
     create_markdown_artifact(key="retrain-summary", markdown=summary_markdown("retrain", summary),
                              description="retrain: registered version and promotion decision")

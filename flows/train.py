@@ -55,20 +55,20 @@ def train_flow(job: TrainJob, challenger: bool = False) -> dict:
     run = RunRef(experiment=settings.train_experiment, run_id=run_id)
     with workspace(settings.work_dir, run_id) as work:
         windows = windows_task(job, str(work), run)
-        trained = train_task(job, windows["prepared"], windows["info"], str(work), run)
-        calibrated = calibrate_task(job, windows["prepared"], trained["trained"], str(work), run)
-        metrics = evaluate_task(windows["prepared"], calibrated["detector"], run)
-        registered = register_task(calibrated["detector"], metrics, run, job.register_model,
+        trained = train_task(job, windows, str(work), run)
+        calibrated = calibrate_task(job, windows, trained, str(work), run)
+        metrics = evaluate_task(windows, calibrated, run)
+        registered = register_task(calibrated, metrics, run, job.register_model,
                                    challenger=challenger)  # one run: it trained and holds the model
     experiment_id = ensure_experiment(settings, settings.train_experiment)
-    summary = {"run_id": run_id, "model": job.train.model, "device": trained["device"],
-               "best_epoch": trained["best_epoch"], "best_val_loss": trained["best_val_loss"],
-               "epochs_run": trained["epochs_run"], "threshold": calibrated["threshold"],
-               "calibration": calibrated["method"], "train_windows": windows["train_windows"],
-               "val_windows": windows["val_windows"], "test_auroc": metrics["auroc"],
-               "test_auprc": metrics["auprc"], "test_f1": metrics["f1"], "test_fpr": metrics["fpr"],
-               "version": registered["version"], "challenger": bool(registered.get("challenger")),
-               "model_uri": registered["model_uri"],
+    summary = {"run_id": run_id, "model": job.train.model, "device": trained.device,
+               "best_epoch": trained.best_epoch, "best_val_loss": trained.best_val_loss,
+               "epochs_run": trained.epochs_run, "threshold": calibrated.threshold,
+               "calibration": calibrated.method, "train_windows": windows.train_windows,
+               "val_windows": windows.val_windows, "test_auroc": metrics.auroc,
+               "test_auprc": metrics.auprc, "test_f1": metrics.f1, "test_fpr": metrics.fpr,
+               "version": registered.version, "challenger": registered.challenger,
+               "model_uri": registered.model_uri,
                "link": run_link(settings, experiment_id, run_id)}
     create_markdown_artifact(key="train-summary", markdown=summary_markdown(f"train {job.train.model}", summary),
                              description=f"training of {job.train.model}")
