@@ -178,10 +178,17 @@ def test_persistence_is_the_lag_one_error():
     assert out.window_scores[0] == pytest.approx(5.0)
 
 
-def test_persistence_error_ratio_is_positive():
-    windows = _batch(8).numpy()
-    ratio = persistence_error_ratio(build_model("lstm_ae_seq", F, T, hidden=8), windows)
-    assert np.isfinite(ratio) and ratio > 0
+def test_persistence_error_ratio_against_known_answers():
+    windows = _batch(8).numpy()  # flows of a window: one level (variance 1) plus noise (sd 0.3)
+    assert persistence_error_ratio(build_model("persistence", F, T), windows) == pytest.approx(1.0)
+    # an untrained network errs by about the flows' mean square (1.09), persistence by twice the
+    # noise's (0.18): the ratio is about 6
+    torch.manual_seed(0)
+    assert 3 < persistence_error_ratio(build_model("lstm_ae_seq", F, T, hidden=8), windows) < 20
+    constant = np.repeat(windows[:, :1], T, axis=1)  # persistence is exact: no ratio to speak of
+    assert persistence_error_ratio(build_model("lstm_ae_seq", F, T, hidden=8), constant) == np.inf
+    with pytest.raises(ValueError, match="at least 2 flows"):
+        persistence_error_ratio(build_model("lstm_ae_seq", F, 1, hidden=8), windows[:, :1])
 
 
 def test_score_array_accepts_windows_objects_in_batches():
