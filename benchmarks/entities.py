@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from components.data.contract import BENIGN
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect.evaluation import recall_at_fpr
 from components.detect.fit import evaluate_data, fit_detector
@@ -82,7 +83,7 @@ def measure(work: Path, data: Path, spec: str, windows: str, seed: int) -> dict:
     started = time.perf_counter()
     detector = fit_detector(job(data, spec, windows, seed), progress=False).detector
     s = evaluate_data(detector, data)
-    other = (s.files == f"{WEEK}.parquet") & (s.labels == "BENIGN")
+    other = (s.files == f"{WEEK}.parquet") & (s.labels == BENIGN)
     row: dict = {"model": spec, "windows": windows, "seed": seed}
     aurocs, recalls = [], []
     for label in ("DDoS", "PortScan"):
@@ -133,9 +134,9 @@ def synthetic(work: Path, rows_per_day: int, spec: str, windows: str, seed: int)
                                      detector=DetectorConfig(rule=FlowRule(windows=windows))),
                             progress=False).detector
     s = evaluate_data(detector, data)
-    benign = (s.labels == "BENIGN") & ~np.char.startswith(s.files.astype(str), "Monday")
+    benign = (s.labels == BENIGN) & ~np.char.startswith(s.files.astype(str), "Monday")
     aurocs, recalls = [], []
-    for label in sorted(set(s.labels[s.labels != "BENIGN"].tolist())):
+    for label in sorted(set(s.labels[s.labels != BENIGN].tolist())):
         attack = s.scores[s.labels == label]
         aurocs.append(roc_auc_score(np.r_[np.zeros(benign.sum()), np.ones(len(attack))], np.r_[s.scores[benign], attack]))
         recalls.append(recall_at_fpr(attack, s.scores[benign], 0.01))

@@ -34,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from components.data.contract import BENIGN
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect import compare
 from components.detect.evaluation import recall_at_fpr
@@ -62,9 +63,9 @@ def measure(result: compare.ModelResult, training_file: str, other_day: str | No
     """Per-test-set figures from one model's test scores (split by file and label)."""
     s = result.scored
     threshold = result.fit.detector.threshold
-    same_day = (s.files == training_file) & (s.labels == "BENIGN")
-    other = (s.files == other_day) & (s.labels == "BENIGN") if other_day else np.zeros(len(s.files), bool)
-    attacks = sorted(set(s.labels[s.labels != "BENIGN"].tolist()))
+    same_day = (s.files == training_file) & (s.labels == BENIGN)
+    other = (s.files == other_day) & (s.labels == BENIGN) if other_day else np.zeros(len(s.files), bool)
+    attacks = sorted(set(s.labels[s.labels != BENIGN].tolist()))
     entity = result.evaluation.entity
     row = {**({"entity auroc": entity["auroc"], "entity recall@budget": entity["recall_at_budget"],
                "benign hosts flagged per night": entity["benign_flagged_per_night"]}
@@ -157,8 +158,8 @@ def run(args) -> dict:
                 _print(rule, seed, spec, row)
                 if rule == args.rules[0] and seed == args.seeds[0]:
                     s = result.scored
-                    keep = (s.labels != "BENIGN") | ((s.files == other_file) if other_file else True)
-                    out["curves"][spec] = (s.scores[keep], (s.labels != "BENIGN")[keep])
+                    keep = (s.labels != BENIGN) | ((s.files == other_file) if other_file else True)
+                    out["curves"][spec] = (s.scores[keep], (s.labels != BENIGN)[keep])
                 if rule == "raw" and spec in ("lstm_ae", "lstm_ae_seq", "attention_ae"):
                     out["identity"].setdefault(spec, []).append(identity_ratio(result))
         out["tables"][rule] = rows

@@ -16,6 +16,10 @@ import yaml
 
 Role = Literal["feature", "identifier", "label", "timestamp"]
 
+#: The label of benign flows: the one definition every module imports (the contract YAML's
+#: ``labels.benign`` must say the same; ``load_contract`` checks it).
+BENIGN = "BENIGN"
+
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -130,6 +134,8 @@ def _parse(doc: dict) -> Contract:
         for c in doc["columns"]
     )
     labels = doc["labels"]
+    if labels["benign"] != BENIGN:
+        raise ValueError(f"contract labels.benign is {labels['benign']!r}: flowae's benign label is {BENIGN!r}")
     aliases = dict(labels.get("aliases", {}))
     folded = {name.casefold(): name for name in labels["known"]}
     folded.update({alias.casefold(): name for alias, name in aliases.items()})

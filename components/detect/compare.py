@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from components.data.capture_order import DAYS, TIMESTAMP, FileOrder, capture_key
+from components.data.contract import BENIGN
 from components.detect.evaluation import Evaluation, evaluate, recall_at_fpr
 from components.detect.fit import EvalSet, FitResult, fit_detector, score_test
 from components.jobs import TrainJob
@@ -88,7 +89,7 @@ def other_day_files(files: list[Path], training_files: list[Path], order: FileOr
 def recall_at_other_day_fpr(scored: EvalSet, other_files: list[str], fpr: float = OTHER_DAY_FPR) -> dict:
     """``{"": overall, label: recall}`` at ``fpr`` false positives on the benign flows of
     ``other_files`` (empty when the test data holds none)."""
-    is_attack = scored.labels != "BENIGN"
+    is_attack = scored.labels != BENIGN
     other = ~is_attack & np.isin(scored.files, list(other_files))
     if not other.any() or not is_attack.any():
         return {}

@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.data.contract import BENIGN
+
 U_BINS = 100
 PORTS_KEPT = 256  # distinct destination ports remembered per entity (the count says when more)
 KINDS = {"host": ("source_ip",), "pair": ("source_ip", "destination_ip")}
@@ -340,7 +342,7 @@ __all__ = ["EntityCalibration", "EntityRule", "EntityTable", "batch_columns", "b
 
 def entity_evaluation(scores: np.ndarray, labels: np.ndarray, hosts: np.ndarray | None, nights: np.ndarray,
                       calibration: EntityCalibration | None, budget: float = 1.0, max_rate: float = 0.05,
-                      benign: str = "BENIGN") -> dict:
+                      benign: str = BENIGN) -> dict:
     """Entity-level figures of labelled test flows: each night (``nights``: a capture day) ranks
     its source hosts as a nightly report does; a host is *attacking* when it sent an attack flow.
     Entity AUROC over the ranked hosts of every night, recall of attacking hosts at the budget's

@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
+from components.data.contract import BENIGN
 from components.detect.calibration import oracle_threshold
-
-BENIGN = "BENIGN"
 
 
 @dataclass

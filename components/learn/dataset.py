@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from components.data.contract import load_contract
+from components.data.contract import BENIGN
 from components.data.curated import CuratedDataError, row_counts
 from components.data.readers import iter_parquet_batches
 from components.learn.features import FeatureTransform, Scaler, log_features, select_features
@@ -67,10 +67,9 @@ class FlowSet:
 
     @property
     def is_benign(self) -> np.ndarray:
-        benign = load_contract().benign_label
-        if benign not in self.label_names:
+        if BENIGN not in self.label_names:
             return np.zeros(len(self), dtype=bool)
-        return self.label_codes == self.label_names.index(benign)
+        return self.label_codes == self.label_names.index(BENIGN)
 
 
 def load_flows(files: list[Path], feature_names: list[str] | None = None) -> FlowSet:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from components.data.contract import BENIGN
 from components.detect.detector import Detector
 from components.detect.drift import DriftAccumulator
 from components.detect.entities import (
@@ -241,7 +242,7 @@ def _attacks(table: pa.Table) -> tuple[np.ndarray | None, bool]:
         return None, False
     label = pc.cast(table.column("label"), pa.string())
     known = pc.is_valid(label)
-    attack = pc.and_(known, pc.not_equal(pc.utf8_upper(pc.utf8_trim_whitespace(label)), "BENIGN"))
+    attack = pc.and_(known, pc.not_equal(pc.utf8_upper(pc.utf8_trim_whitespace(label)), BENIGN))
     return pc.fill_null(attack, False).to_numpy(zero_copy_only=False), bool(pc.any(known).as_py())
 
 
@@ -292,7 +293,7 @@ def detection_lines(summary: dict) -> list[str]:
     flagged = {r["entity"] for r in hosts.get("table", []) if r["flagged"]}
     lines = []
     for label, counts in summary.get("by_label", {}).items():
-        if label.upper() == "BENIGN":
+        if label.upper() == BENIGN:
             continue
         share = counts["anomalies"] / counts["flows"] if counts["flows"] else 0.0
         sources = summary.get("attack_sources", {}).get(label, {})

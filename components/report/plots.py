@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-BENIGN = "BENIGN"
+from components.data.contract import BENIGN
 
 
 def _done(fig):

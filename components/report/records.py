@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 
+from components.data.contract import BENIGN
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation, summary_table
 from components.detect.fit import EvalSet, JobData
@@ -102,7 +103,7 @@ def log_calibration(detector: Detector, scores: np.ndarray) -> None:
         mlflow.set_tag("flowae.calibration_fallback", cal.fallback[:5000])
     mlflow.log_dict({k: v for k, v in cal.to_dict().items() if not k.startswith("error_")},
                     "calibration/calibration.json")
-    mlflow.log_figure(plots.score_histogram(scores, np.full(len(scores), "BENIGN"), cal.threshold,
+    mlflow.log_figure(plots.score_histogram(scores, np.full(len(scores), BENIGN), cal.threshold,
                                             title="Benign calibration scores"),
                       "plots/calibration_scores.png")
 
@@ -113,7 +114,7 @@ def log_evaluation(evalset: EvalSet, evaluation: Evaluation, detector: Detector,
     mlflow.log_metrics(evaluation.metrics(prefix))
     mlflow.log_dict(evaluation.to_dict(), "evaluation/evaluation.json")
     mlflow.log_text(summary_table(evaluation), "evaluation/summary.md")
-    is_attack = evalset.labels != "BENIGN"
+    is_attack = evalset.labels != BENIGN
     mlflow.log_figure(plots.roc_figure({detector.name: (evalset.scores, is_attack)}), "plots/roc.png")
     mlflow.log_figure(plots.pr_figure(evalset.scores, is_attack, detector.threshold), "plots/pr.png")
     reference = np.asarray(detector.reference.get("score", {}).get("sample", []))
@@ -152,10 +153,10 @@ def reconstructions(detector: Detector, x: np.ndarray, evalset: EvalSet, k: int 
     T = detector.window
     picks, titles = [], []
     order = np.argsort(-evalset.scores)
-    for label in ("attack", "BENIGN"):
-        mask = (evalset.labels != "BENIGN") if label == "attack" else (evalset.labels == "BENIGN")
+    for label in ("attack", BENIGN):
+        mask = (evalset.labels != BENIGN) if label == "attack" else (evalset.labels == BENIGN)
         candidates = order[mask[order]]
-        if label == "BENIGN" and len(candidates):
+        if label == BENIGN and len(candidates):
             candidates = candidates[len(candidates) // 2:]  # a typical one, not the worst
         for i in candidates[: (k - 1 if label == "attack" else 1)]:
             start = max(0, int(evalset.flow_index[i]) - T + 1)

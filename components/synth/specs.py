@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from components.data.contract import BENIGN
+
 ATTACKER_IP = "172.16.0.1"
 VICTIM_IP = "192.168.10.50"
 BOT_CNC_IP = "205.174.165.73"
@@ -83,5 +85,5 @@ DAYS: dict[str, DaySpec] = {
     )
 }
 
-LABELS: dict[str, str] = {"benign": "BENIGN", **{k: a.label for k, a in ATTACKS.items()}}
-RAW_LABELS: dict[str, str] = {"benign": "BENIGN", **{k: a.raw_label for k, a in ATTACKS.items()}}
+LABELS: dict[str, str] = {"benign": BENIGN, **{k: a.label for k, a in ATTACKS.items()}}
+RAW_LABELS: dict[str, str] = {"benign": BENIGN, **{k: a.raw_label for k, a in ATTACKS.items()}}
