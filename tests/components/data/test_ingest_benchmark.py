@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -24,7 +26,10 @@ def test_benchmark_runs_on_a_small_synthetic_file(tmp_path):
     assert f["status"] == "ok" and f["rows"] == p["rows"]
     assert f["curated"] + f["quarantined"] == f["rows"]
     assert f["curated"] == p["curated"]  # same cleaning, same answer
-    assert 0 < f["peak_rss_bytes"] < bench.LIMIT_BYTES and result["throughput_ratio"] > 0
+    assert 0 < f["peak_rss_bytes"] < bench.LIMIT_BYTES
+    # the same bytes for both: the throughput ratio is pandas' time over flowae's
+    assert f["mb_s"] == pytest.approx(result["bytes"] / 1e6 / f["seconds"])
+    assert result["throughput_ratio"] == pytest.approx(p["seconds"] / f["seconds"])
     docs = tmp_path / "BENCHMARKS.md"
     docs.write_text("# Benchmarks\n\n## Training\n\nkept\n", encoding="utf-8")
     bench.write_section(bench.render_section(result, "cmd", "2026-11-23", "test"), docs)
@@ -37,3 +42,4 @@ def test_benchmark_runs_on_a_small_synthetic_file(tmp_path):
     text = docs.read_text(encoding="utf-8")
     assert "\n\n<!-- training:begin -->\n## Training\n\nkept" in text and text.count("## Ingest") == 1
     assert "against a goal of **2.0x**" in text and "Earlier (commit e36ed92" in text
+    assert f"throughput ratio flowae / pandas **{result['throughput_ratio']:.2f}x**" in text
