@@ -42,8 +42,10 @@ def test_pot_falls_back_to_the_quantile_and_says_why():
     few = calibrate("pot", np.arange(300.0), target_fpr=0.01)  # 6 peaks above the 98th percentile
     assert few.method == "pot" and "only 6 peaks" in few.fallback
     assert few.threshold == pytest.approx(np.quantile(np.arange(300.0), 0.99, method="higher"))
-    flat = calibrate("pot", np.r_[np.zeros(9_000), np.ones(1_000)], target_fpr=0.01)
-    assert "equal" in flat.fallback or "peaks" in flat.fallback
+    ties = calibrate("pot", np.r_[np.zeros(9_000), np.ones(1_000)], target_fpr=0.01)  # none above the 98th
+    assert (ties.fallback, ties.threshold) == ("only 0 peaks above the initial threshold (need 20)", 1.0)
+    flat = calibrate("pot", np.r_[np.zeros(9_850), np.full(150, 2.0)], target_fpr=0.01)  # 150 equal peaks
+    assert (flat.fallback, flat.threshold) == ("peaks are all equal: no tail to fit", 2.0)
     wrong = pot(np.random.default_rng(3).random(5_000), risk=0.05, initial_quantile=0.98)
     assert "not in the tail" in wrong.fallback
 
