@@ -35,6 +35,7 @@ from components.data.logs import parquet_clock, parquet_row_groups
 from components.data.outputs import remove_stale_temp_files, safe_stem, write_json_atomic
 from components.jobs import ScoreItem, ScoreJob
 from components.learn.training import resolve_device
+from components.locks import new_owner
 from components.report import plots
 from components.report.night import (
     FileStats,
@@ -43,7 +44,7 @@ from components.report.night import (
     night_description,
     night_headline,
 )
-from components.serve.inbox import Ledger, new_owner
+from components.serve.inbox import Ledger
 from components.serve.packaging import load_detector
 from components.serve.registry import client as registry_client
 from components.serve.scoring import (

@@ -9,17 +9,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.locks import process_gone
+
 OWNER = ".owner-pid"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale(root: Path) -> list[Path]:
@@ -34,7 +26,7 @@ def remove_stale(root: Path) -> list[Path]:
                 pid = int(marker.read_text().strip() or 0)
             except ValueError:
                 pid = 0
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and process_gone(pid):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
     return removed

@@ -21,6 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from components.locks import process_gone
+
 #: A temp file of ours: ``.<target name>.flowae-<pid>-<mkstemp random>.tmp``.
 TEMP_NAME = re.compile(r"^\..+\.flowae-(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
 #: Temp files of flowae before their names carried a pid: ``.<name>.parquet.<8 random>.tmp``.
@@ -79,24 +81,12 @@ def remove_stale_temp_files(folders: list[Path]) -> list[Path]:
             continue
         for path in Path(folder).iterdir():
             match = TEMP_NAME.match(path.name)
-            stale = (match is not None and _gone(int(match["pid"]))) or \
+            stale = (match is not None and process_gone(int(match["pid"]))) or \
                 bool(LEGACY_TEMP_NAME.match(path.name))
             if stale and path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
-
-
-def _gone(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
 
 
 class AtomicParquetWriter:

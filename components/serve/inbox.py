@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import sqlite3
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +41,7 @@ from components.data.inputs import (
     list_members,
 )
 from components.data.outputs import safe_stem, write_json_atomic
+from components.locks import owner_gone
 
 LEDGER = "ledger.sqlite"
 LEGACY_LEDGER = "ledger.json"  # flowae before the SQLite ledger: its scored files are imported once
@@ -120,26 +118,6 @@ class Claim:
     night: Path | None
     items: list[Item]
     quarantined: list[Item]
-
-
-def new_owner() -> str:
-    """``host:pid:random``: who holds a claim, and whether that process is still alive."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_gone(owner: str) -> bool:
-    """The claim's process no longer runs (only known for processes on this host)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def discover(inbox: Path, settle_s: float = 60.0) -> list[Found]:

@@ -11,7 +11,7 @@
 **Serialised writes.** Every alias write (challenger at registration, champion and history at a
 promotion or a rollback) happens under :func:`registry_lock`, so two commands at once cannot
 interleave their reads and writes (lost history entries, a challenger deleted right after another
-run set it). Beside a local store (SQLite, file) it is an ``flock`` on a file next to the store.
+run set it). Beside a local store (SQLite, file) it is a lock file next to the store (``components.locks``).
 On a tracking server it is a lock kept *in the registry itself*: the only service every writer is
 sure to share is the MLflow server (a Prefect global concurrency limit would serialise only the
 callers of one Prefect API, and ``flowae`` starts a private temporary Prefect server unless
@@ -33,14 +33,10 @@ champion). So rollback restores the right version even after a crash between two
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +44,7 @@ from typing import NamedTuple
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.locks import file_lock, new_owner
 from components.settings import Settings
 from components.tracking import use_tracking
 
@@ -232,7 +229,7 @@ def registry_lock(settings: Settings, wait_s: float = WAIT_S, lease_s: float = L
         return
     path = _lock_path(settings)
     if path is not None:
-        lock = _file_lock(path)
+        lock = file_lock(path)  # blocks until the other writer is done
     else:
         lock = _ticket_lock(client(settings), settings.registered_model_name + LOCK_SUFFIX, wait_s, lease_s)
     with lock:
@@ -254,22 +251,11 @@ def _lock_path(settings: Settings) -> Path | None:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # blocks until the other writer is done
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
 def _ticket_lock(c: MlflowClient, lock: str, wait_s: float, lease_s: float) -> Iterator[None]:
     """Hold the lowest live version ("ticket") of the registered model ``lock``."""
     _ensure_model(c, lock, "flowae's registry lock: one version per writer waiting or holding it "
                            "(none when idle); see components/serve/registry.py")
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = new_owner()
     ticket = c.create_model_version(lock, LOCK_SOURCE, tags={LOCK_OWNER_TAG: owner},
                                     description=f"held or awaited by {owner}", await_creation_for=0)
     try:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from components.serve.inbox import Ledger, discover, new_owner, owner_gone
+from components.locks import new_owner, owner_gone
+from components.serve.inbox import Ledger, discover
 
 
 def _inbox(tmp_path: Path) -> Path:
