@@ -16,10 +16,11 @@ def test_a_truncated_gzip_fails_the_file_with_a_reason_and_leaves_nothing(tiny_f
     log.parent.mkdir()
     log.write_bytes(whole[: len(whole) * 2 // 3])  # cut mid-stream: the header and first rows read fine
     out = tmp_path / "out"
+    out.mkdir()
     result = score_file(tiny_fit.detector, log, out, "ddos", "1", batch_rows=100)
     assert (result.status, result.transient) == ("failed", False)
     assert result.error == "corrupt gzip data: Compressed file ended before the end-of-stream marker was reached"
-    assert not out.exists() or list(out.iterdir()) == []
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
 
 
 def test_reasons_are_one_printable_line_and_bugs_are_not_read_errors():
