@@ -41,13 +41,11 @@ PARQUET_BATCH_ROWS = 65_536
 _CONTROL = bytes(range(9)) + b"\x0b\x0c" + bytes(range(14, 32)) + b"\x7f"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Content digest for lineage (MLflow inputs, manifest); streamed, so any size is fine."""
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
+    """Content digest for lineage (MLflow inputs, manifest) and model files; streamed by
+    ``hashlib.file_digest``, so any size is fine."""
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass

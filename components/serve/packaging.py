@@ -21,7 +21,6 @@ checked. :func:`load_detector` checks the detector folder against the same recor
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from components.data.contract import load_contract
+from components.data.readers import sha256_file
 from components.detect.detector import OUTPUT_COLUMNS, Detector
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -114,7 +114,7 @@ def file_hashes(folder: Path) -> dict[str, str]:
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
         if rel not in _ADDED_ON_DOWNLOAD:
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[rel] = sha256_file(path)
     return out
 
 
