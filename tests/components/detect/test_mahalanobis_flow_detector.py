@@ -26,7 +26,10 @@ def test_fitted_on_benign_training_flows_only(maha_fit):
     model = maha_fit.detector.model
     # the training windows tile the benign training flows: the location is (about) their mean
     np.testing.assert_allclose(model.location_, data.x[train].mean(axis=0), atol=0.05)
-    assert maha_fit.detector.threshold > 0
+    # a quantile threshold: the target share of the benign calibration flows lies above it
+    cal = maha_fit.detector.calibration
+    assert (cal.method, cal.n_flows) == ("quantile", len(maha_fit.calibration_scores))
+    assert cal.threshold == np.quantile(maha_fit.calibration_scores, 1 - cal.target_fpr, method="higher")
 
 
 def test_every_flow_gets_its_own_distance_whatever_the_window(maha_fit):
