@@ -16,6 +16,7 @@ from prefect.artifacts import create_table_artifact
 from components.data.ingest import FileReport, IngestConfig, ingest_file, run_ingest, unreadable
 from components.data.ingest_tracking import log_ingest_run
 from components.data.inputs import InputFile, display_name
+from components.report.tables import markdown_table
 from components.settings import load_settings
 from components.tracking import interactive, run_link_for, set_description
 from flows.cli_support import inputs_label
@@ -110,10 +111,9 @@ def _name_run(settings, run_id: str, stems: list[str], reports: list[FileReport]
 
     client = mlflow.MlflowClient()
     client.update_run(run_id, name=f"ingest {inputs_label(stems)}"[:250])
-    rows = [(display_name(r.source), r.status, r.rows_in, r.rows_curated, r.rows_quarantined) for r in reports]
-    text = "\n".join(["| file | status | rows in | curated | quarantined |", "|---|---|---|---|---|",
-                       *(f"| {f} | {s} | {a:,} | {b:,} | {c:,} |" for f, s, a, b, c in rows)])
-    set_description(text, run_id)
+    rows = [(display_name(r.source), r.status, f"{r.rows_in:,}", f"{r.rows_curated:,}", f"{r.rows_quarantined:,}")
+            for r in reports]
+    set_description(markdown_table(["file", "status", "rows in", "curated", "quarantined"], rows), run_id)
     curated = sum(r.rows_curated for r in reports)
     print(f"ingest: {sum(r.ok for r in reports)} of {len(reports)} files ok, {curated:,} rows curated; "
           f"MLflow {run_link_for(settings, run_id)}")

@@ -30,6 +30,7 @@ from components.detect.evaluation import Evaluation, evaluate, recall_at_fpr
 from components.detect.fit import EvalSet, FitResult, fit_detector, score_test
 from components.jobs import TrainJob
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES
+from components.report.tables import markdown_table
 from components.settings import load_settings
 
 #: name in a comparison -> (model, overrides of the job's training config)
@@ -158,10 +159,7 @@ def leaderboard(rows: list[dict]) -> pd.DataFrame:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    return markdown_table(frame.columns, [[_cell(v) for v in row] for row in frame.itertuples(index=False)])
 
 
 def _cell(value) -> str:

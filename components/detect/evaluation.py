@@ -16,6 +16,7 @@ from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_s
 
 from components.data.contract import BENIGN
 from components.detect.calibration import oracle_threshold
+from components.report.tables import markdown_table
 
 
 @dataclass
@@ -147,29 +148,25 @@ def window_labels(labels: np.ndarray, starts: np.ndarray, window: int, n: int,
 def summary_table(evaluation: Evaluation) -> str:
     """Markdown for a Prefect artifact or a README: headline metrics, then recall per label."""
     e = evaluation
-    rows = ["| metric | value |", "|---|---|"]
-    for name, value in (("flows", e.flows), ("attack flows", e.attacks), ("AUROC", e.auroc),
-                        ("AUPRC", e.auprc), ("precision @ threshold", e.precision),
-                        ("recall @ threshold", e.recall), ("F1 @ threshold", e.f1),
-                        ("FPR on benign", e.fpr), ("threshold", e.threshold),
-                        ("oracle best F1 (not deployable)", e.oracle_f1)):
-        rows.append(f"| {name} | {_fmt(value)} |")
-    for k, v in e.window.items():
-        rows.append(f"| window {k} | {_fmt(v)} |")
+    metrics = [(name, _fmt(value)) for name, value in (
+        ("flows", e.flows), ("attack flows", e.attacks), ("AUROC", e.auroc), ("AUPRC", e.auprc),
+        ("precision @ threshold", e.precision), ("recall @ threshold", e.recall),
+        ("F1 @ threshold", e.f1), ("FPR on benign", e.fpr), ("threshold", e.threshold),
+        ("oracle best F1 (not deployable)", e.oracle_f1))]
+    metrics += [(f"window {k}", _fmt(v)) for k, v in e.window.items()]
     if e.entity.get("available"):
         n = e.entity
-        rows += [f"| host AUROC ({n['hosts']} hosts, {n['nights']} nights) | {_fmt(n['auroc'])} |",
-                 f"| attacking hosts flagged at {n['budget']:g} benign/night | {_fmt(n['recall_at_budget'])} |",
-                 f"| benign hosts flagged per night | {_fmt(n['benign_flagged_per_night'])} |"]
+        metrics += [(f"host AUROC ({n['hosts']} hosts, {n['nights']} nights)", _fmt(n["auroc"])),
+                    (f"attacking hosts flagged at {n['budget']:g} benign/night", _fmt(n["recall_at_budget"])),
+                    ("benign hosts flagged per night", _fmt(n["benign_flagged_per_night"]))]
     elif e.entity:
-        rows.append(f"| host figures | n/a: {e.entity.get('reason')} |")
-    rows += ["", "| label | flows | recall @ threshold | AUROC vs benign |", "|---|---|---|---|"]
-    for label, recall in e.recall_per_label.items():
-        rows.append(f"| {label} | {e.flows_per_label[label]} | {_fmt(recall)} | "
-                    f"{_fmt(e.auroc_per_label.get(label, math.nan))} |")
+        metrics.append(("host figures", f"n/a: {e.entity.get('reason')}"))
+    per_label = [(label, e.flows_per_label[label], _fmt(recall), _fmt(e.auroc_per_label.get(label, math.nan)))
+                 for label, recall in e.recall_per_label.items()]
     c = e.confusion
-    rows += ["", f"Confusion: TN {c['tn']}, FP {c['fp']}, FN {c['fn']}, TP {c['tp']}"]
-    return "\n".join(rows)
+    return "\n".join([markdown_table(["metric", "value"], metrics), "",
+                      markdown_table(["label", "flows", "recall @ threshold", "AUROC vs benign"], per_label),
+                      "", f"Confusion: TN {c['tn']}, FP {c['fp']}, FN {c['fn']}, TP {c['tp']}"])
 
 
 def _fmt(value) -> str:

@@ -29,6 +29,7 @@ from components.detect.entities import (
     benign_rank,
     missing_reason,
 )
+from components.report.tables import markdown_table
 
 TOP_FLOWS = 20
 SHOWN = ("source_file", "row_number", "anomaly_score", "top_feature_1", "top_feature_2", "top_feature_3",
@@ -318,13 +319,12 @@ def entity_markdown(entities: dict | None) -> list[str]:
                   f"flows; threshold {t['threshold'] if t['threshold'] is None else round(t['threshold'], 4)} "
                   f"(about {t['budget']:g} benign per night; calibrated on {t.get('calibrated_on', 'n/a')})"
                   + (f"; {t['note']}" if t.get("note") else ""), "",
-                  "| | entity | score | flows | flagged flows | top-decile rank | ports | top features | first | last |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in t["table"][:10]:
-            lines.append(f"| {'**flagged**' if r['flagged'] else ''} | {r['entity']} | {r['score']:.3f} | "
-                         f"{r['flows']:,} | {r['flagged_flows']:,} | {r['top_decile_rank']:.3f} | "
-                         f"{r['destination_ports']} | {', '.join(r['top_features'])} | {r['first_seen']} | "
-                         f"{r['last_seen']} |")
+                  markdown_table(["", "entity", "score", "flows", "flagged flows", "top-decile rank", "ports",
+                                  "top features", "first", "last"],
+                                 [["**flagged**" if r["flagged"] else "", r["entity"], f"{r['score']:.3f}",
+                                   f"{r['flows']:,}", f"{r['flagged_flows']:,}", f"{r['top_decile_rank']:.3f}",
+                                   r["destination_ports"], ", ".join(r["top_features"]), r["first_seen"],
+                                   r["last_seen"]] for r in t["table"][:10]])]
         if t["few_flows_total"]:
             lines.append(f"\n{t['few_flows_total']} {kind} under {t['min_flows']} flows had a flagged flow "
                          f"(not ranked): " + ", ".join(r["entity"] for r in t["few_flows"][:10]))
@@ -376,17 +376,19 @@ def markdown(summary: dict, where: str | None = None) -> str:
     if gaps:
         lines += ["**columns missing** (model inputs among them scored at their benign centre):",
                   *[f"- {f['source']}: {_gap(f)}" for f in gaps], ""]
-    lines += ["| score | file | row | top features | src -> dst:port |", "|---|---|---|---|---|"]
-    for row in summary["top_flows"][:10]:
-        feats = ", ".join(str(row.get(f"top_feature_{i}")) for i in (1, 2, 3))
-        where = f"{row.get('source_ip', '?')} -> {row.get('destination_ip', '?')}:{row.get('destination_port', '?')}"
-        lines.append(f"| {row['anomaly_score']:.3g} | {row.get('source_file')} | {row.get('row_number')} | "
-                     f"{feats} | {where} |")
+    lines.append(markdown_table(["score", "file", "row", "top features", "src -> dst:port"],
+                                [_top_flow(row) for row in summary["top_flows"][:10]]))
     if summary["anomalies_by_destination_port"]:
-        lines += ["", "| destination port | anomalies | flows |", "|---|---|---|"]
-        lines += [f"| {p} | {v['anomalies']} | {v['flows']} |"
-                  for p, v in list(summary["anomalies_by_destination_port"].items())[:10]]
+        lines += ["", markdown_table(["destination port", "anomalies", "flows"],
+                                     [(p, v["anomalies"], v["flows"]) for p, v
+                                      in list(summary["anomalies_by_destination_port"].items())[:10]])]
     if summary["by_label"]:
-        lines += ["", "| label | flows | flagged |", "|---|---|---|"]
-        lines += [f"| {k} | {v['flows']} | {v['anomalies']} |" for k, v in summary["by_label"].items()]
+        lines += ["", markdown_table(["label", "flows", "flagged"],
+                                     [(k, v["flows"], v["anomalies"]) for k, v in summary["by_label"].items()])]
     return "\n".join(lines)
+
+
+def _top_flow(row: dict) -> list:
+    feats = ", ".join(str(row.get(f"top_feature_{i}")) for i in (1, 2, 3))
+    where = f"{row.get('source_ip', '?')} -> {row.get('destination_ip', '?')}:{row.get('destination_port', '?')}"
+    return [f"{row['anomaly_score']:.3g}", row.get("source_file"), row.get("row_number"), feats, where]

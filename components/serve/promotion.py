@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation, evaluate
 from components.detect.fit import DataChanged, evaluate_recorded_test
+from components.report.tables import markdown_table
 from components.serve.packaging import load_detector
 from components.serve.registry import (
     Aliases,
@@ -66,9 +67,9 @@ class Decision:
         if self.refused:
             return "\n".join([f"**refused**: {self.reason}", "",
                               f"challenger: version {self.challenger}; champion stays version {self.champion_after}"])
-        rows = ["| | version | " + self.metric + " |", "|---|---|---|",
-                f"| challenger | {self.challenger} | {self.challenger_value:.4f} |",
-                f"| champion before | {self.champion_before} | {self.champion_value:.4f} |"]
+        rows = [markdown_table(["", "version", self.metric],
+                               [["challenger", self.challenger, f"{self.challenger_value:.4f}"],
+                                ["champion before", self.champion_before, f"{self.champion_value:.4f}"]])]
         if math.isfinite(self.challenger_fpr):
             rows.append(f"\nchallenger FPR on benign comparison flows {self.challenger_fpr:.4f} "
                         f"(calibrated for {self.target_fpr:g})")
