@@ -42,7 +42,7 @@ from components.report.records import (
     reconstructions,
 )
 from components.serve.packaging import input_schema, log_detector
-from components.serve.registry import git_commit, register
+from components.serve.registry import package_version, register
 from components.settings import load_settings
 from components.stage_results import Calibrated, Evaluated, Prepared, Registered, Trained
 from components.tracking import interactive, model_link, run_link, set_description, stage_run
@@ -158,7 +158,7 @@ def register_task(calibrated: Calibrated, metrics: Evaluated, run: RunRef, regis
         return Registered(version=None, model_uri=model.model_uri)
     with run.open("register") as active:
         tags = {"flowae.family": detector.name, "flowae.data_digest": detector.info.get("data_digest", ""),
-                "flowae.git_commit": git_commit(), "flowae.prefect_flow_run_id": str(flow_run.get_id()),
+                "flowae.version": package_version(), "flowae.prefect_flow_run_id": str(flow_run.get_id()),
                 "flowae.mlflow_run_id": trained_run, "flowae.threshold": f"{detector.threshold:.6g}",
                 "flowae.calibration": detector.calibration.method,
                 **{f"metric.{k}": f"{getattr(metrics, k):.4f}" for k in ("auroc", "auprc", "f1", "fpr")}}

@@ -1,7 +1,7 @@
 """The MLflow model registry as flowae uses it: versions of one model, moved by alias.
 
 - every successful training registers a version (tagged with family, data digest, key metrics,
-  git commit, Prefect flow-run id); ``retrain`` (and ``train --challenger``) also points the alias
+  flowae version, Prefect flow-run id); ``retrain`` (and ``train --challenger``) also points the alias
   ``challenger`` at it, plain ``train`` moves no alias;
 - ``champion`` is what nightly scoring loads (``models:/flowae@champion``); the first version
   becomes champion; later ones only when they win (``promotion``);
@@ -33,8 +33,8 @@ champion). So rollback restores the right version even after a crash between two
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -75,12 +75,12 @@ def client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-def git_commit() -> str:
+def package_version() -> str:
+    """The installed flowae's version, tagged on every model version (which code trained it; a
+    commit id is not there to read in an installed image)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent, check=False)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
+        return importlib.metadata.version("flowae")
+    except importlib.metadata.PackageNotFoundError:
         return "unknown"
 
 

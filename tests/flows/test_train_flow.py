@@ -56,7 +56,7 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
     assert str(version.version) == "1" and version.tags["flowae.family"] == model
     assert version.run_id == run_id  # the registered version's source run is the run that trained
     assert client.get_logged_model(version.source.removeprefix("models:/")).name == model  # the family
-    assert {"flowae.data_digest", "flowae.git_commit", "flowae.prefect_flow_run_id", "metric.auroc"} <= set(version.tags)
+    assert {"flowae.data_digest", "flowae.version", "flowae.prefect_flow_run_id", "metric.auroc"} <= set(version.tags)
     detector = load_detector("models:/flowae@challenger")
     assert detector.name == model and detector.threshold == pytest.approx(metrics["threshold"])
     assert detector.info["training_files"] == [BENIGN.replace(".csv", ".parquet")]
