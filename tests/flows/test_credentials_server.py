@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import mlflow
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from flow_test_rows import TINY
 from mlflow import MlflowClient
@@ -66,4 +68,10 @@ def test_credentials_in_the_tracking_uri_are_never_shown(server, real_ingested, 
 
     mlflow.set_tracking_uri(f"http://worker:{SECRET}@127.0.0.1:{server}")  # loading through the server
     detector = load_detector("models:/flowae@challenger")
-    assert detector.threshold > 0 and verified_pyfunc("models:/flowae@challenger") is not None
+    version = client.get_model_version_by_alias("flowae", "challenger")
+    assert f"{detector.threshold:.6g}" == version.tags["flowae.threshold"]  # the model trained above
+    rows = pq.read_table(real_ingested / "curated" / "friday-ddos-1000.TrafficLabelling.parquet").slice(0, 50)
+    rows = rows.to_pandas().drop(columns=["source_file", "row_number"])
+    pyfunc = verified_pyfunc("models:/flowae@challenger")
+    np.testing.assert_allclose(pyfunc.predict(rows)["anomaly_score"].to_numpy(),
+                               detector.predict(rows)["anomaly_score"].to_numpy(), rtol=1e-5)
