@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from components.detect.detector import ModelRecord
+
 FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -36,7 +38,7 @@ class Prepared(BaseModel):
     model_config = FROZEN
 
     folder: Path
-    info: dict[str, Any]  # what the model records of its data (files, digests, split): Detector.info
+    info: ModelRecord  # what the model records of its data (files, digests, split): Detector.info
     digest: str  # of the training files' contents: same job, same data -> same checkpoint
     flows: int
     split: dict[str, dict[str, int]]  # role -> {"flows": n, "benign": n}

@@ -80,7 +80,7 @@ def windows_task(job: TrainJob, work: str, run: RunRef) -> Prepared:
         counts = prepared.data.split.counts(prepared.data.flows.is_benign)
     say(f"windows: {len(prepared.data.train_idx):,} training and {len(prepared.data.val_idx):,} validation "
         f"windows from {len(prepared.data.flows):,} flows", active)
-    return Prepared(folder=folder, info=prepared.info(job), digest=data_digest(prepared.digests),
+    return Prepared(folder=folder, info=prepared.record(job), digest=data_digest(prepared.digests),
                     flows=len(prepared.data.flows), split=counts,
                     train_windows=len(prepared.data.train_idx), val_windows=len(prepared.data.val_idx))
 
@@ -91,10 +91,10 @@ def train_task(job: TrainJob, prepared: Prepared, work: str, run: RunRef) -> Tra
     with run.open("train") as active:
         log_job(job)
         data = load_prepared(prepared.folder)
-        detector, result = train_detector(data, job, checkpoint=checkpoint_for(job, prepared.info["data_digest"]),
+        detector, result = train_detector(data, job, checkpoint=checkpoint_for(job, prepared.info.data_digest),
                                           on_epoch=epoch_logger(), progress=interactive())
         log_training(result, data)
-        detector.info.update(prepared.info)
+        detector.info = detector.info.merged(prepared.info)
         folder = detector.save(Path(work) / "trained")
     say(f"train: {job.train.model} on {result.device}, best validation loss {result.best_val_loss:.4g} at epoch "
         f"{result.best_epoch} of {len(result.history)}", active)
@@ -130,8 +130,7 @@ def evaluate_task(prepared: Prepared, calibrated: Calibrated, run: RunRef) -> Ev
         result = evaluate(scored.scores, scored.labels, detector.threshold, scored.window_scores,
                           scored.window_labels)
         log_evaluation(scored, result, detector, reconstructions(detector, data.x, scored))
-        set_description(key_figures(detector.name, result, detector.info.get("training_files"),
-                                    detector.info.get("files")))
+        set_description(key_figures(detector.name, result, detector.info.training_files, detector.info.files))
     say(f"evaluate: test AUROC {result.auroc:.4f}, F1 {result.f1:.4f}, FPR on benign {result.fpr:.4f}", active)
     create_markdown_artifact(key="evaluation", markdown=f"## {detector.name}: test flows\n\n"
                              + summary_table(result), description=f"evaluation of {detector.name}")
@@ -157,13 +156,13 @@ def register_task(calibrated: Calibrated, metrics: Evaluated, run: RunRef, regis
     if not register_model:
         return Registered(version=None, model_uri=model.model_uri)
     with run.open("register") as active:
-        tags = {"flowae.family": detector.name, "flowae.data_digest": detector.info.get("data_digest", ""),
+        tags = {"flowae.family": detector.name, "flowae.data_digest": detector.info.data_digest or "",
                 "flowae.version": package_version(), "flowae.prefect_flow_run_id": str(flow_run.get_id()),
                 "flowae.mlflow_run_id": trained_run, "flowae.threshold": f"{detector.threshold:.6g}",
                 "flowae.calibration": detector.calibration.method,
                 **{f"metric.{k}": f"{getattr(metrics, k):.4f}" for k in ("auroc", "auprc", "f1", "fpr")}}
         version = register(settings, model.model_uri, tags,
-                           description=f"{detector.name} trained on {', '.join(detector.info.get('training_files', []))}",
+                           description=f"{detector.name} trained on {', '.join(detector.info.training_files)}",
                            challenger=challenger)
         link = model_link(settings, settings.registered_model_name, version)
         mlflow.set_tags({"flowae.registered_model": settings.registered_model_name,
@@ -192,8 +191,8 @@ def input_example(detector: Detector, rows: int = 5):
     info = detector.info
     from components.data.curated import curated_folder
 
-    folder = curated_folder(Path(info["data_dir"]))
-    first = folder / (info.get("training_files") or info["files"])[0]
+    folder = curated_folder(Path(info.data_dir))
+    first = folder / (info.training_files or info.files)[0]
     frame = pq.read_table(first).slice(0, rows).to_pandas()
     allowed = set(input_schema().input_names())
     return frame[[c for c in frame.columns if c in allowed]]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from components.data.contract import load_contract
 from components.data.logs import typed_rows
@@ -35,6 +36,74 @@ from components.learn.models import BASELINES, build_model
 OUTPUT_COLUMNS = ("anomaly_score", "is_anomaly", "top_feature_1", "top_feature_2", "top_feature_3")
 
 
+class ModelRecord(BaseModel):
+    """What a detector records of how it was made (``Detector.info``, "info" in detector.json): the
+    contract between training, which writes it, and ``evaluate`` and ``promote``, which re-derive
+    the model's test flows from it (``components.detect.fit.check_recorded_data``, ``fitted_flows``).
+
+    Training writes the first group (``fit.train_detector``), preparation the second
+    (``fit.JobData.record``). Every field is optional: records saved before a field existed load
+    as they are (no ``file_digests``: the aggregate ``data_digest`` vouches for the files), and
+    keys of records written by other versions are kept (``extra="allow"``), so a load and save
+    writes the same JSON keys (only the fields set, :meth:`as_json`). It still reads like the dict
+    it is stored as (``info["files"]``, ``info.get(...)``, ``{**info}``) for code written against that.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    # training
+    train: dict[str, Any] | None = None  # the TrainConfig, as logged (MLflow params)
+    device: str | None = None
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    # data
+    data_dir: str | None = None  # the ingest folder (resolved)
+    files: list[str] = []  # every curated file of the job, in capture order
+    training_files: list[str] = []  # the ones it was fitted and calibrated on
+    file_order: dict[str, Any] | None = None  # ``FileOrder.to_dict()``
+    data_digest: str | None = None  # over every file's sha256
+    file_digests: dict[str, str] = {}  # sha256 per file name
+    split: dict[str, Any] | None = None  # ``SplitConfig`` fields
+    split_counts: dict[str, dict[str, int]] = {}  # role -> {"flows": n, "benign": n}
+
+    @classmethod
+    def of(cls, record: ModelRecord | dict | None) -> ModelRecord:
+        return record if isinstance(record, ModelRecord) else cls.model_validate(record or {})
+
+    def merged(self, other: ModelRecord | dict) -> ModelRecord:
+        """This record with the fields ``other`` sets (training's record + the data's)."""
+        return type(self).model_validate({**self.as_json(), **ModelRecord.of(other).as_json()})
+
+    def as_json(self) -> dict[str, Any]:
+        """The fields set, as stored in detector.json."""
+        return self.model_dump(exclude_unset=True)
+
+    # --- read and written like the dict it is stored as ---------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.model_fields_set:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.model_fields_set
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.model_fields_set else default
+
+    def keys(self):
+        return self.as_json().keys()
+
+    def items(self):
+        return {k: self[k] for k in self.keys()}.items()
+
+    def update(self, other: ModelRecord | dict) -> None:
+        for key, value in ModelRecord.of(other).as_json().items():
+            setattr(self, key, value)
+
+
 @dataclass
 class Detector:
     name: str  # model family or baseline
@@ -45,7 +114,10 @@ class Detector:
     calibration: Calibration | None  # None until calibrated
     contract_version: str
     reference: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)  # training summary: data digest, split, versions
+    info: ModelRecord = field(default_factory=ModelRecord)  # how it was made: training, data, split
+
+    def __post_init__(self) -> None:
+        self.info = ModelRecord.of(self.info)  # a plain dict (an older caller, a test) validates
 
     # --- scoring -----------------------------------------------------------------------------
     @property
@@ -118,7 +190,7 @@ class Detector:
         spec = {"name": self.name, "window": self.window, "rule": self.rule.model_dump(),
                 "calibration": self.calibration.to_dict() if self.calibration else None,
                 "contract_version": self.contract_version,
-                "reference": self.reference, "info": self.info}
+                "reference": self.reference, "info": self.info.as_json()}
         if getattr(self.model, "trainable", True):
             spec["hparams"] = dict(self.model.hparams)
             state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
@@ -144,7 +216,7 @@ class Detector:
                    window=int(spec["window"]), rule=FlowRule(**spec["rule"]),
                    calibration=Calibration.from_dict(spec["calibration"]) if spec["calibration"] else None,
                    contract_version=spec["contract_version"], reference=spec.get("reference", {}),
-                   info=spec.get("info", {}))
+                   info=ModelRecord.of(spec.get("info")))
 
 
 def _jsonable(value):

@@ -12,7 +12,7 @@ calibrated on): the benign flows of the test segment and of files outside the tr
 calibration use benign flows only). The benign train/validation/calibration flows are left out.
 Scoring still runs over each whole file, so a test flow's windows may reach back into training
 flows (as they do at night); only the counted flows and the windows made of counted flows enter
-the metrics. A model's record (``JobData.info``) names its folder, files, training files, split and
+the metrics. A model's record (``JobData.record``, a ``ModelRecord``) names its folder, files, training files, split and
 the sha256 of every file, so that split can be re-derived later, on the same bytes, or refused
 (:class:`DataChanged`) when the bytes moved.
 """
@@ -35,7 +35,7 @@ from components.data.curated import (
 )
 from components.data.readers import sha256_file
 from components.detect.calibration import calibrate
-from components.detect.detector import Detector, contract_version
+from components.detect.detector import Detector, ModelRecord, contract_version
 from components.detect.drift import build_reference
 from components.detect.entities import (
     EntityCalibration,
@@ -150,14 +150,14 @@ class JobData:
     order: FileOrder
     digests: list[str]
 
-    def info(self, job: TrainJob) -> dict:
+    def record(self, job: TrainJob) -> ModelRecord:
         """What a detector records about its data (MLflow tags and the model's own record)."""
-        return {"data_dir": str(Path(job.data).resolve()), "files": [f.name for f in self.files],
-                "training_files": [f.name for f in self.training_files],
-                "file_order": self.order.to_dict(), "data_digest": data_digest(self.digests),
-                "file_digests": {f.name: d for f, d in zip(self.files, self.digests)},
-                "split": job.split.model_dump(),
-                "split_counts": self.data.split.counts(self.data.flows.is_benign)}
+        return ModelRecord(data_dir=str(Path(job.data).resolve()), files=[f.name for f in self.files],
+                           training_files=[f.name for f in self.training_files],
+                           file_order=self.order.to_dict(), data_digest=data_digest(self.digests),
+                           file_digests={f.name: d for f, d in zip(self.files, self.digests)},
+                           split=job.split.model_dump(),
+                           split_counts=self.data.split.counts(self.data.flows.is_benign))
 
 
 def prepare_job(job: TrainJob) -> JobData:
@@ -182,8 +182,8 @@ def train_detector(data: PreparedData, job: TrainJob, checkpoint: Path | None = 
     detector = Detector(name=job.train.model, model=result.model, transform=data.transform,
                         window=job.train.window, rule=job.detector.rule, calibration=None,
                         contract_version=contract_version(),
-                        info={"train": job.train.model_dump(mode="json"), "device": result.device,
-                              "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss})
+                        info=ModelRecord(train=job.train.model_dump(mode="json"), device=result.device,
+                                         best_epoch=result.best_epoch, best_val_loss=result.best_val_loss))
     return detector, result
 
 
@@ -223,7 +223,7 @@ def fit_detector(job: TrainJob, checkpoint: Path | None = None,
     detector, result = train_detector(prepared.data, job, checkpoint, on_epoch, progress)
     scores = calibrate_detector(detector, prepared.data, job.detector, seed=job.train.seed,
                                 device=result.device)
-    detector.info.update(prepared.info(job))
+    detector.info = detector.info.merged(prepared.record(job))
     return FitResult(detector, result, prepared.data, prepared.files, prepared.training_files,
                      prepared.order, prepared.digests, scores)
 
@@ -328,8 +328,8 @@ def evaluate_data(detector: Detector, data_dir: Path, include_training_data: boo
     return scored
 
 
-def evaluate_recorded_test(detector: Detector, info: dict, device: str = "cpu",
-                           exclude: Sequence[dict] = ()) -> EvalSet:
+def evaluate_recorded_test(detector: Detector, info: ModelRecord | dict, device: str = "cpu",
+                           exclude: Sequence[ModelRecord | dict] = ()) -> EvalSet:
     """Score ``detector`` on the test flows of the record ``info`` (a detector's ``info``: folder,
     files, training files, split, digests), re-derived on the same bytes.
 
@@ -358,34 +358,37 @@ def evaluate_recorded_test(detector: Detector, info: dict, device: str = "cpu",
     return scored
 
 
-def check_recorded_data(info: dict, digests: _Digests | None = None) -> list[Path]:
+def check_recorded_data(info: ModelRecord | dict, digests: _Digests | None = None) -> list[Path]:
     """The recorded files of ``info``, in recorded order, after checking that each one is there
     and still has its recorded sha256 (per file, or the aggregate for older records); else
     :class:`DataChanged`."""
+    info = ModelRecord.of(info)
     digests = digests or _Digests()
-    data_dir = Path(info["data_dir"])
+    if info.data_dir is None:
+        raise DataChanged("the model's record names no data folder: its test flows cannot be re-derived")
+    data_dir = Path(info.data_dir)
     try:
         folder = curated_folder(data_dir)
     except CuratedDataError as exc:
         raise DataChanged(f"{data_dir}: the data this model was trained and tested on is gone ({exc})") from exc
-    files = [folder / name for name in info["files"]]
+    files = [folder / name for name in info.files]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise DataChanged(f"{folder}: the data this model was trained and tested on is gone "
                           f"({', '.join(missing)})")
-    recorded = info.get("file_digests")
+    recorded = info.file_digests
     if recorded:
         changed = [f.name for f in files if digests(f) != recorded.get(f.name)]
         if changed:
             raise DataChanged(f"{folder}: data changed since the model was trained: {', '.join(changed)} "
                               f"(sha256 differs from the model's record)")
-    elif data_digest([digests(f) for f in files]) != info.get("data_digest"):
+    elif data_digest([digests(f) for f in files]) != info.data_digest:
         raise DataChanged(f"{folder}: data changed since the model was trained: one of "
                           f"{', '.join(f.name for f in files)} (data digest differs from the model's record)")
     return files
 
 
-def fitted_flows(record: dict, flows: FlowSet, digests: _Digests | None = None
+def fitted_flows(record: ModelRecord | dict, flows: FlowSet, digests: _Digests | None = None
                  ) -> tuple[np.ndarray, list[str]]:
     """Which ``flows`` the model of ``record`` was fitted or calibrated on, and notes on how that
     was decided.
@@ -398,11 +401,12 @@ def fitted_flows(record: dict, flows: FlowSet, digests: _Digests | None = None
     without per-file digests whose aggregate no longer matches, counts that disagree) every
     benign flow of the matching files is treated as fitted: leaving out too much, never too little.
     """
+    record = ModelRecord.of(record)
     digests = digests or _Digests()
     mask = np.zeros(len(flows), bool)
     notes: list[str] = []
-    chosen = set(record.get("training_files", []))
-    training = [n for n in record.get("files", []) if n in chosen]
+    chosen = set(record.training_files)
+    training = [n for n in record.files if n in chosen]
     recorded = _recorded_digests(record, digests)
     here: dict[str, int] = {}
     for i, f in enumerate(flows.files):
@@ -418,10 +422,10 @@ def fitted_flows(record: dict, flows: FlowSet, digests: _Digests | None = None
     benign = flows.is_benign
     parts = _training_benign(record, training, here, flows, recorded, digests)
     split = None
-    if parts is not None:
+    if parts is not None and record.split is not None:
         split = split_flows(np.concatenate(parts), np.ones(sum(map(len, parts)), bool),
-                            SplitConfig(**record["split"]))
-        counts = record.get("split_counts") or {}
+                            SplitConfig(**record.split))
+        counts = record.split_counts
         derived = split.counts(np.concatenate(parts))
         if any(counts.get(r, derived[r]) != derived[r] for r in ROLE_NAMES[:3]):
             split = None
@@ -454,18 +458,18 @@ class _Digests:
         return self._known[key]
 
 
-def _recorded_digests(record: dict, digests: _Digests) -> dict[str, str] | None:
+def _recorded_digests(record: ModelRecord, digests: _Digests) -> dict[str, str] | None:
     """The record's sha256 per file; for records made before ``file_digests``, the files in its
     own folder when their aggregate matches ``data_digest``; None when neither can be had."""
-    if record.get("file_digests"):
-        return dict(record["file_digests"])
+    if record.file_digests:
+        return dict(record.file_digests)
     try:
         return {f.name: digests(f) for f in check_recorded_data(record, digests)}
     except DataChanged:
         return None
 
 
-def _training_benign(record: dict, training: list[str], here: dict[str, int], flows: FlowSet,
+def _training_benign(record: ModelRecord, training: list[str], here: dict[str, int], flows: FlowSet,
                      recorded: dict[str, str] | None, digests: _Digests) -> list[np.ndarray] | None:
     """Benign flags of each recorded training file, in recorded order, read from the same bytes
     the record names; None when one of them cannot be found with its recorded digest."""
@@ -477,8 +481,8 @@ def _training_benign(record: dict, training: list[str], here: dict[str, int], fl
             parts.append(flows.is_benign[flows.file_index == here[name]])
             continue
         try:
-            path = curated_folder(Path(record["data_dir"])) / name
-        except CuratedDataError:
+            path = curated_folder(Path(record.data_dir)) / name
+        except (CuratedDataError, TypeError):  # its folder is gone, or the record names none
             return None
         if not path.is_file() or digests(path) != recorded.get(name):
             return None
