@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # The flowae worker of docker-compose.yml: `flowae serve` runs the scheduled deployments
 # (retrain weekly, score-nightly daily) against the stack's Prefect and MLflow servers.
-# Build context: the repository root. torch 2.13.0 from PyPI is the CUDA build (for the GPU
-# reservation in docker-compose.yml); for a CPU-only image pass
+# Build context: the repository root. Every version is pinned in constraints.txt. torch from PyPI is
+# the CUDA build (for the GPU reservation in docker-compose.yml); for a CPU-only image pass
 #   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu   (see docker-compose.cpu.yml)
 FROM python:3.11.15-slim-bookworm
 
@@ -18,10 +18,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY constraints.txt ./
 # torch first, in a layer of its own: by far the largest download and the least often changed.
+# The CPU index gets the pinned version alone: constraints.txt's other pins need not be on it.
 RUN if [ -n "$TORCH_INDEX_URL" ]; then \
-        pip install --index-url "$TORCH_INDEX_URL" "torch==2.13.0"; \
+        pip install --index-url "$TORCH_INDEX_URL" "$(grep '^torch==' constraints.txt)"; \
     else \
-        pip install -c constraints.txt "torch==2.13.0"; \
+        pip install -c constraints.txt torch; \
     fi
 
 COPY pyproject.toml README.md ./

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -37,8 +38,13 @@ from components.detect.detector import OUTPUT_COLUMNS, Detector
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 _USED = ("float64", "int64", "string")  # contract dtypes worth passing on (not the timestamp)
 #: what the model needs from the environment it is loaded in (flowae itself must be installed)
-PIP_REQUIREMENTS = ["mlflow==3.17.2", "torch==2.13.0", "numpy>=2.0", "pandas>=3.0", "pyarrow>=20,<26",
-                    "scikit-learn>=1.5", "skops", "pydantic>=2.7", "PyYAML>=6"]
+MODEL_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "skops", "pydantic", "PyYAML")
+
+
+def pip_requirements() -> list[str]:
+    """The model's pip requirements at the versions installed here (constraints.txt pins them; no
+    version is written twice). A local label (``+cpu``) is dropped: PyPI does not serve it."""
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in MODEL_PACKAGES]
 
 
 def input_schema() -> Schema:
@@ -99,7 +105,7 @@ def log_detector(detector: Detector, example: pd.DataFrame, name: str = "model")
             artifacts={"detector": str(folder)},
             signature=ModelSignature(inputs=input_schema(), outputs=output_schema()),
             input_example=example,
-            pip_requirements=PIP_REQUIREMENTS,
+            pip_requirements=pip_requirements(),
         )
     with tempfile.TemporaryDirectory() as tmp:  # hash what the store holds, not what we sent
         stored = file_hashes(Path(mlflow.artifacts.download_artifacts(f"models:/{info.model_id}", dst_path=tmp)))
