@@ -41,6 +41,7 @@ from components.report.records import (
     log_training,
     reconstructions,
 )
+from components.report.tables import markdown_table
 from components.serve.packaging import input_schema, log_detector
 from components.serve.registry import package_version, register
 from components.settings import load_settings
@@ -199,6 +200,4 @@ def input_example(detector: Detector, rows: int = 5):
 
 
 def summary_markdown(title: str, values: dict) -> str:
-    rows = [f"## {title}", "", "| | |", "|---|---|"]
-    rows += [f"| {k} | {v} |" for k, v in values.items()]
-    return "\n".join(rows)
+    return f"## {title}\n\n" + markdown_table(["", ""], values.items())
