@@ -3,6 +3,7 @@ are left out (and the run, the artifact and stdout say how many); `--include-tra
 counts them and the run is tagged so. Real CIC-IDS2017 rows, a tiny registered model."""
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 from flow_test_rows import BENIGN, latest_artifact, register_detector, tiny_detector
 from mlflow.tracking import MlflowClient
@@ -33,7 +34,9 @@ def test_evaluate_on_the_training_folder_counts_no_training_flow(detector, real_
     register_detector(store, detector)
     counts = detector.info["split_counts"]
     fitted = sum(counts[role]["benign"] for role in ("train", "validation", "calibration"))
-    assert fitted > 0 and set(detector.info["file_digests"]) == set(detector.info["files"])
+    benign_rows = pq.read_metadata(real_ingested / "curated" / TRAINING_FILE).num_rows
+    assert fitted + counts["test"]["benign"] == benign_rows and counts["test"]["benign"] < fitted
+    assert set(detector.info["file_digests"]) == set(detector.info["files"])
 
     lines, run, artifact = _evaluate(real_ingested, store)
     line = (f"left out {fitted} flows fitted or calibrated on (benign train/validation/calibration "
