@@ -4,7 +4,13 @@ from __future__ import annotations
 import json
 
 from components.data.contract import canonical_name, load_contract
-from components.data.expectations import build_suite, render_suite, suite_for_columns, suite_path
+from components.data.expectations import (
+    FLOAT_MAX,
+    build_suite,
+    render_suite,
+    suite_for_columns,
+    suite_path,
+)
 
 
 def test_committed_suite_equals_generated():
@@ -22,10 +28,9 @@ def test_suite_covers_every_column_with_contract_bounds():
             round(1 - col.max_invalid_fraction, 10)
         if col.dtype in ("float64", "int64"):
             between = by_key[("expect_column_values_to_be_between", col.name)]
-            if col.min is not None:
-                assert between["min_value"] == col.min
-            if col.max is not None:
-                assert between["max_value"] == col.max
+            # an unbounded side gets the largest finite float, so that GX still rejects +-inf
+            assert between["min_value"] == (col.min if col.min is not None else -FLOAT_MAX), col.name
+            assert between["max_value"] == (col.max if col.max is not None else FLOAT_MAX), col.name
     assert by_key[("expect_column_values_to_be_in_set", "label")]["value_set"] == sorted(contract.known_labels)
     assert by_key[("expect_column_values_to_be_between", "flow_bytes_s")]["mostly"] == 0.99
 
