@@ -40,7 +40,8 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
     assert f"**{model}**: AUROC {metrics['test_auroc']:.4f}" in tags["mlflow.note.content"]  # its description
     assert "destination_port" not in params["features"].split(",")
     assert tags["flowae.file_order_method"] and tags["flowae.device"] == "cpu"
-    assert 0.0 <= metrics["test_fpr"] <= 0.05 and 0.0 <= metrics["test_auroc"] <= 1.0
+    # attack flows ranked above benign ones (a tiny lstm_ae about 0.96, isolation_forest 0.93)
+    assert 0.0 <= metrics["test_fpr"] <= 0.05 and metrics["test_auroc"] > 0.85
     assert {"test_recall.DDoS", "test_recall.PortScan", "threshold", "calibration_flows"} <= set(metrics)
     if model == "lstm_ae":
         assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [1, 2]
