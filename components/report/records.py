@@ -7,10 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 
@@ -72,6 +68,7 @@ def log_data(prepared: JobData) -> None:
 
 
 def epoch_logger() -> Callable[[EpochStats], None]:
+    """Each epoch's losses as step metrics: MLflow charts the loss curve from them."""
     def on_epoch(stats: EpochStats) -> None:
         mlflow.log_metrics({"train_loss": stats.train_loss, "val_loss": stats.val_loss,
                             "windows_per_s": stats.windows_per_s, "epoch_seconds": stats.seconds},
@@ -89,8 +86,6 @@ def log_training(result: TrainResult, data: PreparedData) -> None:
 
         val = data.windows.take(data.val_idx[:8192])
         mlflow.log_metric("recon_error_vs_persistence", persistence_error_ratio(result.model, val))
-    if result.history:
-        mlflow.log_figure(_loss_figure(result), "plots/loss_curve.png")
 
 
 def log_calibration(detector: Detector, scores: np.ndarray) -> None:
@@ -171,16 +166,3 @@ def reconstructions(detector: Detector, x: np.ndarray, evalset: EvalSet, k: int 
     with torch.no_grad():
         recon = model.reconstruct(torch.from_numpy(inputs)).float().numpy()
     return inputs, recon, detector.feature_names, titles
-
-
-def _loss_figure(result: TrainResult):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    epochs = [s.epoch for s in result.history]
-    ax.plot(epochs, [s.train_loss for s in result.history], marker="o", label="train")
-    ax.plot(epochs, [s.val_loss for s in result.history], marker="o", label="validation")
-    ax.axvline(result.best_epoch, ls=":", c="grey", label=f"best epoch {result.best_epoch}")
-    ax.set(xlabel="epoch", ylabel="loss", title=f"{result.model.name} on {result.device}")
-    ax.legend()
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
