@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 
+from components.progress import interactive  # noqa: F401 - its home is components.progress
 from components.settings import Settings, artifact_location
 
 #: MLflow 3's UI opens an experiment without a kind in its GenAI view (traces, tokens), where none
@@ -195,12 +195,6 @@ def children_view(settings: Settings, experiment_id: str, parent_run_id: str, me
     use_tracking(settings)
     mlflow.MlflowClient().set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
     return f"{ui_base(settings)}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&{ML_VIEW}"
-
-
-def interactive() -> bool:
-    """Whether progress bars belong on stderr: only on a terminal (in a log file every redraw is a
-    line); without one, callers print one line per file instead."""
-    return sys.stderr.isatty()
 
 
 def file_dataset(path: Path, sha256: str, name: str | None = None) -> MetaDataset:

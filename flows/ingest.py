@@ -7,7 +7,6 @@ same steps ``ingest_paths`` runs without Prefect); this module maps the per-file
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from prefect import flow, task
@@ -16,30 +15,12 @@ from prefect.artifacts import create_table_artifact
 from components.data.ingest import FileReport, IngestConfig, ingest_file, run_ingest, unreadable
 from components.data.ingest_tracking import log_ingest_run
 from components.data.inputs import InputFile, display_name
+from components.progress import FileBar
 from components.report.tables import markdown_table
 from components.settings import load_settings
-from components.tracking import interactive, run_link_for, set_description
+from components.tracking import run_link_for, set_description
 from flows.cli_support import inputs_label
 from flows.retries import FileRunner, retry_on_io_error
-
-
-def _progress_bar(item: InputFile):
-    """A tqdm bar in bytes with rows/s, for inputs big enough to be worth watching."""
-    from tqdm import tqdm
-
-    size = item.size()
-    if size < (32 << 20):
-        return None, None
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc=item.name, file=sys.stderr, leave=False)
-    state = {"rows": 0}
-
-    def update(done: int, total: int, rows: int) -> None:
-        bar.update(max(0, done - bar.n))
-        elapsed = bar.format_dict.get("elapsed") or 1e-9
-        state["rows"] = rows
-        bar.set_postfix(rows=rows, rows_s=f"{rows / elapsed:,.0f}", refresh=False)
-
-    return update, bar
 
 
 @task(name="ingest-file", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error,
@@ -50,13 +31,8 @@ def ingest_file_task(path: str, stem: str, out: str, invalid_values: str = "keep
     entry (plain data, so Prefect can persist it)."""
     cfg = IngestConfig(out=Path(out), invalid_values=invalid_values, run_gx=run_gx)
     item = InputFile(Path(path), member)
-    # a bar only on a terminal; in a log every redraw would be a line (the CLI prints one per file)
-    update, bar = _progress_bar(item) if progress and interactive() else (None, None)
-    try:
-        report = ingest_file(item, cfg, stem, on_progress=update)
-    finally:
-        if bar is not None:
-            bar.close()
+    with FileBar(item.name, item.size, enabled=progress) as bar:  # no terminal: the CLI's per-file line
+        report = ingest_file(item, cfg, stem, on_progress=bar.callback)
     return report.manifest_entry()
 
 

@@ -18,7 +18,6 @@ file failed, so Prefect's alerting sees it.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from contextlib import suppress
 from functools import lru_cache
@@ -36,6 +35,7 @@ from components.data.outputs import remove_stale_temp_files, safe_stem, write_js
 from components.jobs import ScoreItem, ScoreJob
 from components.learn.training import resolve_device
 from components.locks import new_owner
+from components.progress import FileBar
 from components.report import plots
 from components.report.night import (
     FileStats,
@@ -56,7 +56,7 @@ from components.serve.scoring import (
     scored_name,
 )
 from components.settings import load_settings
-from components.tracking import ensure_experiment, interactive, run_link, set_description, stage_run
+from components.tracking import ensure_experiment, run_link, set_description, stage_run
 from flows.cli_support import inputs_label, write_error_log
 from flows.retries import FileRunner, retry_on_io_error
 
@@ -132,17 +132,16 @@ def score_file_task(path: str, stem: str, out: str, pinned_uri: str, version: st
     item = InputFile(Path(path), member)
     if not _start(ledger, key, owner):
         return _claim_lost(item.source)
-    bar = _Bar(Path(path)) if progress else None
+    file = Path(path)
     try:
-        result = score_file(_detector(pinned_uri), item, Path(out), stem, version,
-                            device=str(resolve_device(device)), on_progress=bar.update if bar else None,
-                            batch_rows=batch_rows, max_missing_share=load_settings().max_missing_feature_share)
+        with FileBar(file.name, lambda: file.stat().st_size if file.exists() else 0,
+                     enabled=progress) as bar:  # no terminal: the per-file line instead
+            result = score_file(_detector(pinned_uri), item, Path(out), stem, version,
+                                device=str(resolve_device(device)), on_progress=bar.callback,
+                                batch_rows=batch_rows, max_missing_share=load_settings().max_missing_feature_share)
     except Exception as exc:  # noqa: BLE001 - a bug fails this file, not the night
         result = internal_error(exc, out)
         result.source = item.source
-    finally:
-        if bar is not None:
-            bar.close()
     return _finish(result, stem, out, version, ledger, key, owner)
 
 
@@ -193,25 +192,6 @@ def remove_parts(out: Path, stem: str) -> None:
     shutil.rmtree(parts_dir(out, stem), ignore_errors=True)
     with suppress(OSError):
         (Path(out) / ".parts").rmdir()  # only when no other file's parts are left
-
-
-class _Bar:
-    """A tqdm bar in bytes with rows/s (files over 32 MB)."""
-
-    def __init__(self, path: Path) -> None:
-        from tqdm import tqdm
-
-        size = path.stat().st_size if path.exists() else 0
-        self.tqdm = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr,
-                         leave=False, disable=size < (32 << 20) or not interactive())  # logs: the per-file line
-
-    def update(self, done: int, total: int, rows: int) -> None:
-        self.tqdm.update(max(0, done - self.tqdm.n))
-        elapsed = self.tqdm.format_dict.get("elapsed") or 1e-9
-        self.tqdm.set_postfix(rows=rows, rows_s=f"{rows / elapsed:,.0f}", refresh=False)
-
-    def close(self) -> None:
-        self.tqdm.close()
 
 
 def split_parts(path: Path, part_rows: int) -> list[tuple[int, int]] | None:

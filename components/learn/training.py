@@ -16,10 +16,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm.auto import tqdm
 
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES, build_model
 from components.learn.windows import Windows, iter_batches
+from components.progress import progress_bar
 
 #: Baselines that also work on single flows (window 1): IsolationForest and PCA on one flow.
 SINGLE_FLOW_OK = ("pca", "isolation_forest", "mahalanobis_flow")
@@ -224,8 +224,7 @@ def _run_epoch(model, optimizer, windows, train_idx, val_idx, cfg, device, epoch
     model.train()
     started = time.perf_counter()
     total, seen = 0.0, 0
-    bar = tqdm(total=len(train_idx), unit="win", unit_scale=True, desc=f"epoch {epoch}/{cfg.epochs}",
-               disable=not progress, leave=False)
+    bar = progress_bar(len(train_idx), f"epoch {epoch}/{cfg.epochs}", "win", enabled=progress)
     for batch in _batches(windows, train_idx, cfg, device, shuffle=True, seed=cfg.seed + epoch):
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from components.data.contract import load_contract
+from components.progress import progress_bar
 from components.synth.frame import iter_blocks, resolve_attacks
 from components.synth.specs import ATTACK_FAMILIES, DAYS, LABELS, RAW_LABELS
 
@@ -171,12 +172,7 @@ def iter_day_chunks(cfg: SynthConfig, day: str, chunk_rows: int = CHUNK) -> Iter
 
 
 def _progress(chunks: Iterator[pd.DataFrame], total: int, desc: str, enabled: bool) -> Iterator[pd.DataFrame]:
-    if not enabled:
-        yield from chunks
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, dynamic_ncols=True) as bar:
+    with progress_bar(total, desc, " rows", enabled=enabled, leave=True) as bar:
         for chunk in chunks:
             yield chunk
             bar.update(len(chunk))
