@@ -56,8 +56,9 @@ def test_compare_row_has_recall_at_one_percent_other_day_fpr(real_ingested, make
     assert result.other_day_files == [Path(names["week"]).with_suffix(".parquet").name]
     row = result.row()
     assert list(row)[:3] == ["model", "auroc", RECALL_AT_FPR]
-    for label in ("DDoS", "PortScan"):
-        assert 0.0 <= row[f"{RECALL_AT_FPR} {label}"] <= 1.0
+    for label in ("DDoS", "PortScan"):  # a share of the family's 1,000 flows (NaN when undefined)
+        flagged = row[f"{RECALL_AT_FPR} {label}"] * 1000
+        assert flagged == pytest.approx(round(flagged)), label
     # the overall figure is the flow-weighted mean of the two families (1,000 flows each)
     ddos, scan = row[f"{RECALL_AT_FPR} DDoS"], row[f"{RECALL_AT_FPR} PortScan"]
     assert row[RECALL_AT_FPR] == pytest.approx((ddos + scan) / 2, abs=1e-3)
