@@ -18,7 +18,6 @@ from components.detect.compare import (
     leaderboard,
     resolve_models,
     run_model,
-    to_markdown,
 )
 from components.jobs import CompareJob, TrainJob
 from components.report import plots
@@ -31,6 +30,7 @@ from components.report.records import (
     log_job,
     log_training,
 )
+from components.report.tables import leaderboard_markdown
 from components.settings import load_settings
 from components.stage_results import ModelRun
 from components.tracking import (
@@ -115,7 +115,7 @@ def compare_flow(job: CompareJob) -> dict:
             saved = np.load(r.scores)
             curves[r.row["model"]] = (saved["scores"], saved["attack"])
     board = leaderboard([r.row for r in results])
-    markdown = to_markdown(board) + "\n\n" + other_day_note(board, list(results[0].other_day_files) if results else [])
+    markdown = leaderboard_markdown(board) + "\n\n" + other_day_note(board, list(results[0].other_day_files) if results else [])
     with stage_run(settings, settings.compare_experiment, "compare", run_id=parent), \
             tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "leaderboard.csv"

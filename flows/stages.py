@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from components.detect.detector import Detector
-from components.detect.evaluation import evaluate, summary_table
+from components.detect.evaluation import evaluate
 from components.detect.fit import (
     calibrate_detector,
     data_digest,
@@ -41,7 +41,7 @@ from components.report.records import (
     log_training,
     reconstructions,
 )
-from components.report.tables import markdown_table
+from components.report.tables import markdown_table, summary_table
 from components.serve.packaging import input_schema, log_detector
 from components.serve.registry import package_version, register
 from components.settings import load_settings

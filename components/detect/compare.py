@@ -30,7 +30,6 @@ from components.detect.evaluation import Evaluation, evaluate, recall_at_fpr
 from components.detect.fit import EvalSet, FitResult, fit_detector, score_test
 from components.jobs import TrainJob
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES
-from components.report.tables import markdown_table
 from components.settings import load_settings
 
 #: name in a comparison -> (model, overrides of the job's training config)
@@ -156,13 +155,3 @@ def leaderboard(rows: list[dict]) -> pd.DataFrame:
     """Rows sorted by AUROC, best first."""
     frame = pd.DataFrame(rows)
     return frame.sort_values("auroc", ascending=False, na_position="last").reset_index(drop=True)
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    return markdown_table(frame.columns, [[_cell(v) for v in row] for row in frame.itertuples(index=False)])
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4f}"
-    return str(value)

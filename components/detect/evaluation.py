@@ -16,7 +16,6 @@ from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_s
 
 from components.data.contract import BENIGN
 from components.detect.calibration import oracle_threshold
-from components.report.tables import markdown_table
 
 
 @dataclass
@@ -143,33 +142,3 @@ def window_labels(labels: np.ndarray, starts: np.ndarray, window: int, n: int,
         first_attack = np.searchsorted(cs, cs[lo[has]] + 1) - 1  # index of the first attack flow
         out[has] = labels[first_attack]
     return out
-
-
-def summary_table(evaluation: Evaluation) -> str:
-    """Markdown for a Prefect artifact or a README: headline metrics, then recall per label."""
-    e = evaluation
-    metrics = [(name, _fmt(value)) for name, value in (
-        ("flows", e.flows), ("attack flows", e.attacks), ("AUROC", e.auroc), ("AUPRC", e.auprc),
-        ("precision @ threshold", e.precision), ("recall @ threshold", e.recall),
-        ("F1 @ threshold", e.f1), ("FPR on benign", e.fpr), ("threshold", e.threshold),
-        ("oracle best F1 (not deployable)", e.oracle_f1))]
-    metrics += [(f"window {k}", _fmt(v)) for k, v in e.window.items()]
-    if e.entity.get("available"):
-        n = e.entity
-        metrics += [(f"host AUROC ({n['hosts']} hosts, {n['nights']} nights)", _fmt(n["auroc"])),
-                    (f"attacking hosts flagged at {n['budget']:g} benign/night", _fmt(n["recall_at_budget"])),
-                    ("benign hosts flagged per night", _fmt(n["benign_flagged_per_night"]))]
-    elif e.entity:
-        metrics.append(("host figures", f"n/a: {e.entity.get('reason')}"))
-    per_label = [(label, e.flows_per_label[label], _fmt(recall), _fmt(e.auroc_per_label.get(label, math.nan)))
-                 for label, recall in e.recall_per_label.items()]
-    c = e.confusion
-    return "\n".join([markdown_table(["metric", "value"], metrics), "",
-                      markdown_table(["label", "flows", "recall @ threshold", "AUROC vs benign"], per_label),
-                      "", f"Confusion: TN {c['tn']}, FP {c['fp']}, FN {c['fn']}, TP {c['tp']}"])
-
-
-def _fmt(value) -> str:
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f}"

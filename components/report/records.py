@@ -12,12 +12,13 @@ import numpy as np
 
 from components.data.contract import BENIGN
 from components.detect.detector import Detector
-from components.detect.evaluation import Evaluation, summary_table
+from components.detect.evaluation import Evaluation
 from components.detect.fit import EvalSet, JobData
 from components.jobs import TrainJob
 from components.learn.dataset import PreparedData
 from components.learn.training import EpochStats, TrainResult
 from components.report import plots
+from components.report.tables import summary_table
 from components.tracking import file_dataset
 
 

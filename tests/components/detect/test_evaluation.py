@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from components.detect.evaluation import evaluate, summary_table, window_labels
+from components.detect.evaluation import evaluate, window_labels
+from components.report.tables import summary_table
 
 
 def test_flow_metrics_at_the_calibrated_threshold():
