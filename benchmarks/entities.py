@@ -39,8 +39,7 @@ from components.data.contract import BENIGN
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect.evaluation import recall_at_fpr
 from components.detect.fit import evaluate_data, fit_detector
-from components.detect.flow_scores import FlowRule
-from components.jobs import DetectorConfig, TrainJob
+from components.jobs import DetectorConfig, FlowRule, TrainJob
 from components.learn.models import MODEL_NAMES
 from components.learn.training import TrainConfig
 from components.serve.scoring import score_file

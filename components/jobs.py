@@ -14,12 +14,36 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.detect.entities import EntityRule
-from components.detect.flow_scores import FlowRule
 from components.learn.split import SplitConfig
 from components.learn.training import TrainConfig
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class FlowRule(BaseModel):
+    """How flows get scores from windows; ``stride`` None means the window length."""
+
+    model_config = FROZEN
+
+    stride: int | None = Field(default=None, ge=1)
+    aggregate: str = Field(default="mean", pattern="^(mean|max)$")
+    #: "global": windows of a file's consecutive flows; "host": of one source host's consecutive
+    #: flows in timestamp order (``host_windows``; global order where a log has no identifiers)
+    windows: str = Field(default="global", pattern="^(global|host)$")
+
+    def stride_for(self, window: int) -> int:
+        return min(self.stride or window, window)
+
+
+class EntityRule(BaseModel):
+    """How entities are ranked; stored with the model so that calibration and nights agree."""
+
+    model_config = FROZEN
+
+    min_flows: int = Field(default=10, ge=1)
+    prior_flows: float = Field(default=10.0, ge=0)
+    block_flows: int = Field(default=20, ge=2)  # pseudo-host size when calibration flows carry no host
+    block_step: int = Field(default=5, ge=1)
 
 
 class DetectorConfig(BaseModel):

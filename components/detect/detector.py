@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict
 from components.data.contract import load_contract
 from components.data.logs import typed_rows
 from components.detect.calibration import Calibration
-from components.detect.flow_scores import FlowRule, FlowScorer, ScoredFlows
+from components.detect.flow_scores import FlowScorer, ScoredFlows
 from components.detect.host_windows import score_by_host
+from components.jobs import FlowRule
 from components.learn.features import FeatureTransform
 from components.learn.models import BASELINES, build_model
 

@@ -35,25 +35,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 
 from components.data.contract import BENIGN
+from components.jobs import EntityRule
 
 U_BINS = 100
 PORTS_KEPT = 256  # distinct destination ports remembered per entity (the count says when more)
 KINDS = {"host": ("source_ip",), "pair": ("source_ip", "destination_ip")}
 SHOWN = 20
-
-
-class EntityRule(BaseModel):
-    """How entities are ranked; stored with the model so that calibration and nights agree."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_flows: int = Field(default=10, ge=1)
-    prior_flows: float = Field(default=10.0, ge=0)
-    block_flows: int = Field(default=20, ge=2)  # pseudo-host size when calibration flows carry no host
-    block_step: int = Field(default=5, ge=1)
 
 
 @dataclass
@@ -336,7 +325,7 @@ def missing_reason(table_columns: Sequence[str], kind: str) -> str | None:
     return f"no {', '.join(lacking)} column" if lacking else None
 
 
-__all__ = ["EntityCalibration", "EntityRule", "EntityTable", "batch_columns", "benign_rank",
+__all__ = ["EntityCalibration", "EntityTable", "batch_columns", "benign_rank",
            "calibrate_entities", "entity_score"]
 
 

@@ -25,26 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from components.jobs import FlowRule
 from components.learn.models import score_array
 
 TOP_K = 3
-
-
-class FlowRule(BaseModel):
-    """How flows get scores from windows; ``stride`` None means the window length."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    stride: int | None = Field(default=None, ge=1)
-    aggregate: str = Field(default="mean", pattern="^(mean|max)$")
-    #: "global": windows of a file's consecutive flows; "host": of one source host's consecutive
-    #: flows in timestamp order (``host_windows``; global order where a log has no identifiers)
-    windows: str = Field(default="global", pattern="^(global|host)$")
-
-    def stride_for(self, window: int) -> int:
-        return min(self.stride or window, window)
 
 
 @dataclass

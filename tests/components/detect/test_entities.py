@@ -14,11 +14,11 @@ import pytest
 
 from components.detect.entities import (
     EntityCalibration,
-    EntityRule,
     EntityTable,
     benign_rank,
     calibrate_entities,
 )
+from components.jobs import EntityRule
 from components.serve.scoring import score_file
 
 BENIGN_HEAD = "friday-afternoon-benign-head.TrafficLabelling.csv"
@@ -157,8 +157,7 @@ def test_evaluation_reports_host_figures_per_night(night_data):
 
 def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(night_data, tmp_path):
     from components.detect.fit import fit_detector
-    from components.detect.flow_scores import FlowRule
-    from components.jobs import DetectorConfig, TrainJob
+    from components.jobs import DetectorConfig, FlowRule, TrainJob
     from components.learn.training import TrainConfig
 
     folder, _ = night_data

@@ -5,13 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from components.detect.flow_scores import (
-    FlowRule,
-    FlowScorer,
-    ScoredFlows,
-    _top_by_partition,
-    top_features,
-)
+from components.detect.flow_scores import FlowScorer, ScoredFlows, _top_by_partition, top_features
+from components.jobs import FlowRule
 from components.learn.models import build_model
 
 T, F = 8, 5

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.detect.detector import Detector, ModelRecord
-from components.detect.flow_scores import FlowRule
+from components.jobs import FlowRule
 from components.learn.features import FeatureTransform
 from components.learn.models.baselines import PersistenceBaseline
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.detect.flow_scores import FlowRule, FlowScorer
+from components.detect.flow_scores import FlowScorer
 from components.detect.host_windows import host_sequences, score_by_host
+from components.jobs import FlowRule
 from components.learn.windows import build_windows
 
 
