@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
+
+from tests.waits import wait_until
 
 FLOWAE = str(Path(sys.executable).with_name("flowae"))
 BENIGN = "friday-afternoon-benign-head.MachineLearningCVE.csv"
@@ -40,10 +41,9 @@ def test_training_killed_mid_run_leaves_nothing_behind_and_reruns(shared_data, t
     env = env_for(tmp_path)
     proc = subprocess.Popen([*args, "--epochs", "500"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list((tmp_path / "ck").glob("*/last.pt")):
-        time.sleep(0.5)  # wait until training is under way (a first epoch checkpointed)
-    assert list((tmp_path / "ck").glob("*/last.pt")), "training did not start in time"
+    # kill once training is under way: a first epoch checkpointed
+    wait_until(lambda: list((tmp_path / "ck").glob("*/last.pt")), 240, "training checkpointed no epoch",
+               interval_s=0.5, process=proc)
     helpers = children_of(proc.pid)
     assert list((tmp_path / "work").iterdir())  # the run's scratch folder exists
     os.kill(proc.pid, signal.SIGKILL)

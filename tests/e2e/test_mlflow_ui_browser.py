@@ -14,12 +14,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+
+from tests.waits import answers_health, wait_until
 
 BIN = Path(sys.executable).parent
 BENIGN = "friday-afternoon-benign-head.MachineLearningCVE.csv"
@@ -80,12 +80,8 @@ def compared(tmp_path_factory, shared_data):
             check=False, env=env, cwd=work, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         base = f"http://127.0.0.1:{port}"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_until(lambda: answers_health(base), 120, "mlflow server did not answer /health", interval_s=0.5,
+                   process=server, details=lambda: (work / "server.log").read_text(errors="replace")[-2000:])
         yield {"out": done.stdout, "store": store, "base": base, "work": work}
     finally:
         os.killpg(server.pid, 9)  # nothing to save: the store is thrown away

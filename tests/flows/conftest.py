@@ -46,8 +46,8 @@ def mlflow_server(tmp_path_factory):
     import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
+
+    from tests.waits import answers_health, wait_until
 
     folder = tmp_path_factory.mktemp("mlflow-server")
     with socket.socket() as sock:
@@ -60,18 +60,9 @@ def mlflow_server(tmp_path_factory):
          "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
          "--artifacts-destination", str(folder / "artifacts")],
         env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + 240
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until(lambda: answers_health(f"http://127.0.0.1:{port}"), 240, "mlflow server did not start",
+                   interval_s=0.5, process=proc, details=lambda: (folder / "server.log").read_text()[-2000:])
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

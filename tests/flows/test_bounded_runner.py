@@ -3,7 +3,6 @@ also when another flow calls it (a Prefect subflow does not inherit its caller's
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from flow_test_rows import DDOS
@@ -32,18 +31,21 @@ def test_ingest_called_from_another_flow_keeps_the_bound(shared_data, tmp_path, 
         path.parent.mkdir(exist_ok=True)
         path.write_bytes((shared_data / DDOS).read_bytes())
         inputs.append(str(path))
-    real, lock = ingest_module.ingest_file, threading.Lock()
+    real, changed = ingest_module.ingest_file, threading.Condition()
     seen = {"now": 0, "peak": 0}
 
     def counted(*args, **kwargs):
-        with lock:
+        with changed:
             seen["now"] += 1
             seen["peak"] = max(seen["peak"], seen["now"])
+            changed.notify_all()
+            # hold the slot until one file more than the bound runs (a pool that breaks the bound is
+            # caught at once) or for 0.5 s (a pool that keeps it has had time to start its others)
+            changed.wait_for(lambda: seen["now"] > bound, timeout=0.5)
         try:
-            time.sleep(0.5)  # long enough for an unbounded pool to start the others meanwhile
             return real(*args, **kwargs)
         finally:
-            with lock:
+            with changed:
                 seen["now"] -= 1
 
     monkeypatch.setattr(ingest_module, "ingest_file", counted)

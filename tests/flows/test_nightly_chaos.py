@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from flow_test_rows import BENIGN, DDOS, PORTSCAN, WEEK, champion
+
+from tests.waits import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NIGHT = """
@@ -96,11 +99,9 @@ def test_nightly_killed_at_random_points_scores_every_row_exactly_once(scored_st
         done_before = _done(ledger)
         proc = subprocess.Popen([sys.executable, str(script), str(inbox), str(out)], env=env, cwd=tmp_path,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and not _reached(ledger, proc.pid, event,
-                                                                                   done_before):
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.5))  # then a little later: reading, scoring, committing or recording
+        wait_until(partial(_reached, ledger, proc.pid, event, done_before), 120,
+                   f"the night never reached {event!r}", interval_s=0.02, process=proc)
+        time.sleep(rng.uniform(0.0, 0.5))  # the kill point, at random: reading, scoring, committing or recording
         helpers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

@@ -93,15 +93,15 @@ def test_dask_cluster_with_parts_gives_the_sequential_outputs(scored_store, shar
     from distributed import LocalCluster
 
     from components.jobs import ScoreJob
-    from flows.score import score
+    from flows.score import run_score_flow
 
     frame = pd.read_csv(shared_data / BENIGN)
     big = tmp_path / "friday.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), big, row_group_size=1_000)
     small = shared_data / DDOS
-    sequential = score(ScoreJob(inputs=(str(big), str(small)), out=tmp_path / "seq", device="cpu"))
+    sequential = run_score_flow(ScoreJob(inputs=(str(big), str(small)), out=tmp_path / "seq", device="cpu"))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        parallel = score(ScoreJob(inputs=(str(big), str(small)), out=tmp_path / "dask", device="cpu",
+        parallel = run_score_flow(ScoreJob(inputs=(str(big), str(small)), out=tmp_path / "dask", device="cpu",
                                   runner="dask", address=cluster.scheduler_address, part_rows=3_000))
     for name in ("friday.scored.parquet", "friday-ddos-1000.TrafficLabelling.scored.parquet"):
         a, b = pq.read_table(tmp_path / "seq" / name), pq.read_table(tmp_path / "dask" / name)
@@ -175,11 +175,14 @@ def test_flowae_serve_runs_score_nightly_when_its_deployment_is_triggered(scored
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
+
+    from tests.waits import wait_until
 
     store, version = scored_store
     inbox, out = tmp_path / "inbox", tmp_path / "scored"
@@ -190,14 +193,17 @@ def test_flowae_serve_runs_score_nightly_when_its_deployment_is_triggered(scored
            "FLOWAE_WORK_DIR": str(tmp_path / "work"), "FLOWAE_ARTIFACT_ROOT": str(store.artifact_root)}
     serve = subprocess.Popen([str(Path(sys.executable).with_name("flowae")), "serve"], env=env, cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline, run = time.monotonic() + 120, None
-        while run is None and time.monotonic() < deadline:
+    def registered() -> bool:
+        with get_client(sync_client=True) as client:
             try:
-                run = run_deployment("score-nightly/score-nightly", timeout=180)
-            except Exception:  # noqa: BLE001 - not registered yet: serve is still starting
-                time.sleep(2)
-        assert run is not None, "flowae serve did not register score-nightly"
+                return client.read_deployment_by_name("score-nightly/score-nightly") is not None
+            except ObjectNotFound:
+                return False
+
+    try:
+        wait_until(registered, 120, "flowae serve did not register score-nightly", interval_s=0.5, process=serve,
+                   details=lambda: serve.stdout.read()[-3000:] if serve.poll() is not None else "")
+        run = run_deployment("score-nightly/score-nightly", timeout=180)
         assert run.state.is_completed(), run.state
     finally:
         serve.send_signal(signal.SIGTERM)

@@ -35,11 +35,10 @@ def _stop_group(child: subprocess.Popen, signum: int) -> None:
         os.killpg(child.pid, signum)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            break
-        time.sleep(0.1)
+    try:
+        child.wait(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
     try:  # the leader is gone or stuck: nothing of the group may outlive it
         os.killpg(child.pid, signal.SIGKILL)
     except ProcessLookupError:

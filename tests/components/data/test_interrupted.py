@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from components.data.ingest import IngestConfig, ingest_paths
 from components.data.outputs import remove_stale_temp_files
+from tests.waits import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 RUN = """
@@ -33,11 +33,9 @@ def test_sigkill_mid_file_then_the_same_command_again(tmp_path):
     out = tmp_path / "out"
     child = subprocess.Popen([sys.executable, "-c", RUN, str(path), str(out)], cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 300
-    while not _temp_files(out / "curated"):  # the curated temp file exists once rows are written
-        assert child.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    # the curated temp file exists once rows are written: kill then
+    wait_until(lambda: _temp_files(out / "curated"), 300, "ingest wrote no curated temp file to kill it at",
+               interval_s=0.005, process=child)
     child.send_signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL
     left = _temp_files(out)
