@@ -343,11 +343,12 @@ def score(
 
     def work(api):
         from components.jobs import ScoreJob
-        from flows.score import score
+        from flows.score import run_score_flow
 
         api.wait_ready()
-        return score(ScoreJob(inputs=tuple(inputs), out=out, model_uri=model_uri, device=device or settings.device,
-                              progress=True, runner=runner, address=address))
+        return run_score_flow(ScoreJob(inputs=tuple(inputs), out=out, model_uri=model_uri,
+                                       device=device or settings.device, progress=True, runner=runner,
+                                       address=address))
 
     summary = run_flow_command("score", out, work)
     for line in host_lines(summary.get("entities")):

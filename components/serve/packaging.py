@@ -28,12 +28,14 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pyarrow as pa
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from components.data.contract import load_contract
 from components.data.readers import sha256_file
 from components.detect.detector import OUTPUT_COLUMNS, Detector
+from components.serve.scoring import SCORE_FIELDS
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 _USED = ("float64", "int64", "string")  # contract dtypes worth passing on (not the timestamp)
@@ -78,8 +80,9 @@ def input_schema() -> Schema:
 
 
 def output_schema() -> Schema:
-    types = {"anomaly_score": "double", "is_anomaly": "boolean"}
-    return Schema([ColSpec(types.get(c, "string"), c) for c in OUTPUT_COLUMNS])
+    """The pyfunc's output: the detector's columns of the scored files' schema (``SCORE_FIELDS``)."""
+    types = {pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "string"}
+    return Schema([ColSpec(types[f.type], f.name) for f in SCORE_FIELDS if f.name in OUTPUT_COLUMNS])
 
 
 #: where the detector folder sits inside the logged model (``artifacts={"detector": ...}``)

@@ -209,6 +209,18 @@ def rollback(settings: Settings) -> tuple[str, str]:
     return before.champion, previous
 
 
+def pin_model(settings: Settings, model_uri: str) -> tuple[str, str]:
+    """(a URI pinned to one version, the version's label): ``models:/NAME@ALIAS`` is read once, so
+    every file of a night is scored by the same version even if the alias moves meanwhile."""
+    if model_uri.startswith("models:/") and "@" in model_uri:
+        name, alias = model_uri.removeprefix("models:/").split("@", 1)
+        version = client(settings).get_model_version_by_alias(name, alias)
+        return f"models:/{name}/{version.version}", str(version.version)
+    if model_uri.startswith("models:/"):
+        return model_uri, model_uri.rsplit("/", 1)[-1]
+    return model_uri, model_uri
+
+
 def version_tags(settings: Settings, version: str) -> dict[str, str]:
     return dict(client(settings).get_model_version(settings.registered_model_name, version).tags)
 

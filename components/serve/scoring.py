@@ -1,12 +1,13 @@
 """Batch scoring of traffic logs: every row in, every row out, in order, streaming.
 
-``score_file`` reads a log batch by batch (``serving``), scales each batch with the detector's
-transform, feeds the streaming per-flow scorer (which carries the last flows across batch
-boundaries, so the result equals scoring the whole file at once), and writes
-``OUT/<stem>.scored.parquet`` atomically: the typed input columns (canonical names) plus
-``anomaly_score``, ``is_anomaly``, ``top_feature_1..3``, ``model_name``, ``model_version``.
+``score_file`` reads a log batch by batch (``components.data.logs``), scales each batch with the
+detector's transform, feeds the streaming per-flow scorer (which carries the last flows across
+batch boundaries, so the result equals scoring the whole file at once), and writes
+``OUT/<stem>.scored.parquet`` atomically: the typed input columns (canonical names) plus the
+columns of ``SCORE_FIELDS`` (``anomaly_score``, ``is_anomaly``, ``top_feature_1..3``,
+``model_name``, ``model_version``).
 Memory is bounded by the batch size, whatever the file size; the night's report (counts, top
-anomalies, drift) is accumulated on the way (``NightReport``).
+anomalies, drift) is accumulated on the way (``report.night.FileStats``).
 """
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ from components.detect.detector import OUTPUT_COLUMNS, Detector, identifiers
 from components.detect.flow_scores import ScoredFlows
 from components.report.night import FileStats
 
-SCORE_FIELDS = [pa.field("anomaly_score", pa.float64()), pa.field("is_anomaly", pa.bool_()),
-                pa.field("top_feature_1", pa.string()), pa.field("top_feature_2", pa.string()),
-                pa.field("top_feature_3", pa.string()), pa.field("model_name", pa.string()),
-                pa.field("model_version", pa.string())]
+#: The columns scoring adds to every row, typed: the detector's output (``OUTPUT_COLUMNS``: score,
+#: flag, top features; text unless typed here) and the model that scored it. The one definition
+#: of the scored files' schema; the pyfunc's output signature (``packaging``) is its first part.
+SCORE_FIELDS = [pa.field(name, {"anomaly_score": pa.float64(), "is_anomaly": pa.bool_()}.get(name, pa.string()))
+                for name in (*OUTPUT_COLUMNS, "model_name", "model_version")]
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, rows done)
 #: Default for ``max_missing_share``: a file lacking more of the model's inputs than this is not
 #: scored (its scores would say more about the gaps than about the traffic).
@@ -104,7 +106,7 @@ def score_part(detector: Detector, path: Path, target: Path, start: int, stop: i
                clock: str | None = None) -> FileResult:
     """Rows ``[start, stop)`` of a big parquet log into ``target``, scored exactly as in the whole
     file: the part also reads the ``T - 1`` flows on each side that its windows need, and its
-    timestamps on the clock decided for the whole file (``clock``: ``serving.parquet_clock``)."""
+    timestamps on the clock decided for the whole file (``clock``: ``logs.parquet_clock``)."""
     started = time.perf_counter()
     if detector.host_windows:
         raise ValueError("a host-window model scores a file whole: score_file, not score_part")
@@ -132,6 +134,13 @@ def score_part(detector: Detector, path: Path, target: Path, start: int, stop: i
 def _failed(source: str, failure: tuple[str, bool], started: float) -> FileResult:
     reason, transient = failure
     return FileResult(source, "failed", reason, seconds=time.perf_counter() - started, transient=transient)
+
+
+def internal_failure(source: str, exc: BaseException, log: Path) -> FileResult:
+    """What a bug (or out of memory) in scoring a file says: its type and message, and the log
+    its traceback went to; transient, so a later night may try the file again."""
+    return FileResult(source, "failed", f"internal error: {type(exc).__name__}: {one_line_reason(exc)} (see {log})",
+                      transient=True)
 
 
 def one_line_reason(exc: BaseException | str) -> str:
@@ -347,5 +356,5 @@ def _rebatch(batches, rows: int | None):
             yield batch.slice(lo, rows)
 
 
-__all__ = ["MAX_MISSING_SHARE", "OUTPUT_COLUMNS", "FileResult", "merge_parts", "missing_features",
-           "one_line_reason", "read_failure", "score_file", "score_part", "scored_name"]
+__all__ = ["MAX_MISSING_SHARE", "OUTPUT_COLUMNS", "SCORE_FIELDS", "FileResult", "internal_failure", "merge_parts",
+           "missing_features", "one_line_reason", "read_failure", "score_file", "score_part", "scored_name"]

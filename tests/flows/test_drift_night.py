@@ -13,8 +13,9 @@ from flow_test_rows import BENIGN, DDOS, WEEK, champion
 
 from components.detect.drift import DriftAccumulator
 from components.jobs import ScoreJob
+from components.serve.nightly import split_parts
 from components.serve.packaging import load_detector
-from flows.score import score, split_parts
+from flows.score import run_score_flow
 
 
 def test_an_attack_night_on_unmoved_traffic_does_not_advise_retraining(store, real_ingested, shared_data, tmp_path):
@@ -24,7 +25,7 @@ def test_an_attack_night_on_unmoved_traffic_does_not_advise_retraining(store, re
     assert max(detector.reference["score"]["sample"]) <= detector.threshold  # what a night is measured on
 
     out = tmp_path / "night"
-    score(ScoreJob(inputs=(str(shared_data / DDOS), str(shared_data / WEEK)), out=out, device="cpu"))
+    run_score_flow(ScoreJob(inputs=(str(shared_data / DDOS), str(shared_data / WEEK)), out=out, device="cpu"))
     summary = json.loads((out / "summary.json").read_text())
     drift = summary["drift"]
     tables = [pq.read_table(out / f"{name.removesuffix('.csv')}.scored.parquet") for name in (DDOS, WEEK)]
@@ -67,8 +68,8 @@ def test_a_file_scored_in_parts_reports_the_drift_of_the_single_pass(store, real
     rows = pd.read_csv(shared_data / BENIGN, nrows=3_000)  # more flows than the sample keeps
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), big, row_group_size=500)
     assert len(split_parts(big, 500)) == 6
-    whole = score(ScoreJob(inputs=(str(big),), out=tmp_path / "whole", device="cpu"))
-    parts = score(ScoreJob(inputs=(str(big),), out=tmp_path / "parts", device="cpu", part_rows=500))
+    whole = run_score_flow(ScoreJob(inputs=(str(big),), out=tmp_path / "whole", device="cpu"))
+    parts = run_score_flow(ScoreJob(inputs=(str(big),), out=tmp_path / "parts", device="cpu", part_rows=500))
     assert not (tmp_path / "parts" / ".parts" / "friday").exists() and whole["flows"] == parts["flows"] == 3_000
     a, b = (json.loads((tmp_path / d / "summary.json").read_text())["drift"] for d in ("whole", "parts"))
     assert a == b and a["flows"] == 3_000 and a["measured"] > 2_000

@@ -160,13 +160,14 @@ def _timestamped_24h_parquet(shared_data: Path, path: Path) -> None:
 def test_a_timestamped_parquet_scored_in_parts_equals_the_single_pass(scored_store, shared_data, tmp_path):
     from components.data.logs import parquet_clock
     from components.jobs import ScoreJob
-    from flows.score import score, split_parts
+    from components.serve.nightly import split_parts
+    from flows.score import run_score_flow
 
     log = tmp_path / "night.parquet"
     _timestamped_24h_parquet(shared_data, log)
     assert parquet_clock(log) == "24h" and len(split_parts(log, 300)) == 4
-    whole = score(ScoreJob(inputs=(str(log),), out=tmp_path / "whole", device="cpu"))
-    parted = score(ScoreJob(inputs=(str(log),), out=tmp_path / "parts", device="cpu", part_rows=300))
+    whole = run_score_flow(ScoreJob(inputs=(str(log),), out=tmp_path / "whole", device="cpu"))
+    parted = run_score_flow(ScoreJob(inputs=(str(log),), out=tmp_path / "parts", device="cpu", part_rows=300))
     a = pq.read_table(tmp_path / "whole" / "night.scored.parquet")
     b = pq.read_table(tmp_path / "parts" / "night.scored.parquet")
     assert a.num_rows == b.num_rows == 1000
@@ -181,7 +182,7 @@ def test_a_timestamped_parquet_scored_in_parts_equals_the_single_pass(scored_sto
 
 def test_an_input_named_dot_dot_dot_parquet_leaves_the_output_folder_intact(scored_store, shared_data, tmp_path):
     from components.jobs import ScoreJob
-    from flows.score import score
+    from flows.score import run_score_flow
 
     out = tmp_path / "scored"
     out.mkdir()
@@ -189,7 +190,7 @@ def test_an_input_named_dot_dot_dot_parquet_leaves_the_output_folder_intact(scor
     log = tmp_path / "in" / "...parquet"
     log.parent.mkdir()
     _timestamped_24h_parquet(shared_data, log)
-    result = score(ScoreJob(inputs=(str(log),), out=out, device="cpu", part_rows=300))  # scored in parts
+    result = run_score_flow(ScoreJob(inputs=(str(log),), out=out, device="cpu", part_rows=300))  # scored in parts
     assert [f["status"] for f in result["files"]] == ["ok"]
     assert (out / "earlier.scored.parquet").read_bytes() == b"an earlier night's output"
     assert pq.read_metadata(out / "_...scored.parquet").num_rows == 1000
