@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow  # the whole demo: synthetic days, retrain, score (about 45 s)
 
 
 def test_demo_runs_the_pipeline_and_says_where_to_look(tmp_path):

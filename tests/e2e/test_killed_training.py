@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.waits import wait_until
+
+pytestmark = pytest.mark.slow  # trains twice in subprocesses (about 50 s)
 
 FLOWAE = str(Path(sys.executable).with_name("flowae"))
 BENIGN = "friday-afternoon-benign-head.MachineLearningCVE.csv"

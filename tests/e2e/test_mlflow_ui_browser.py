@@ -21,6 +21,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.waits import answers_health, wait_until
 
+pytestmark = pytest.mark.slow  # flowae compare, mlflow server and headless Chromium (about 60 s)
+
 BIN = Path(sys.executable).parent
 BENIGN = "friday-afternoon-benign-head.MachineLearningCVE.csv"
 MODELS = ("lstm_ae", "mahalanobis_flow")

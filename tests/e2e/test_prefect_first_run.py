@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 FLOWAE = str(Path(sys.executable).with_name("flowae"))
 DDOS = "friday-ddos-1000.TrafficLabelling.csv"
@@ -44,6 +45,7 @@ def servers_of(prefect_home: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow  # a fresh Prefect home starts its own server (25-40 s)
 def test_first_ingest_with_a_fresh_prefect_home_passes_and_cleans_up(tmp_path, shared_data):
     env = fresh_env(tmp_path)
     done = subprocess.run([FLOWAE, "ingest", str(shared_data / DDOS), "--out", str(tmp_path / "out")],

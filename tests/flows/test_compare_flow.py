@@ -15,6 +15,7 @@ from flows.cli import app
 MODELS = "lstm_ae,persistence,isolation_forest_flow,mahalanobis_flow"
 
 
+@pytest.mark.slow  # trains four models (30-60 s)
 def test_compare_leaderboard_and_sibling_runs(shared_data, store, tmp_path):
     inputs = [arg for f in (BENIGN, DDOS, PORTSCAN, WEEK) for arg in ("--data", str(shared_data / f))]
     result = CliRunner().invoke(app, ["compare", *inputs, "--models", MODELS, "--out", str(tmp_path / "in"),

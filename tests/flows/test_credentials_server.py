@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from components.serve.packaging import load_detector, model_id, verified_pyfunc
 from flows.cli import app
 
+pytestmark = pytest.mark.slow  # an mlflow server and a train (about 40 s)
+
 SECRET = "s3cret-Pw-19"
 
 

@@ -105,6 +105,7 @@ def test_ingest_task_retries_transient_io_errors(shared_data, tmp_path, mlflow_e
     assert result["ok"] is True and result["files"][0]["rows_curated"] == 1000
 
 
+@pytest.mark.slow  # flowae ingest in subprocesses (15-25 s)
 def test_cli_ingest_exit_codes(two_files, shared_data, tmp_path, mlflow_env):
     from flows.cli import app
 
@@ -148,6 +149,7 @@ def _fresh_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # flowae ingest in subprocesses, one per bad input (30-45 s)
 def test_flowae_ingest_on_bad_inputs_says_one_line_per_file_and_no_traceback(shared_data, tmp_path):
     """The real command, as a user runs it, on a folder of broken and compressed inputs."""
     folder = tmp_path / "in"

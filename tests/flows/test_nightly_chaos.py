@@ -25,6 +25,8 @@ from flow_test_rows import BENIGN, DDOS, PORTSCAN, WEEK, champion
 
 from tests.waits import wait_until
 
+pytestmark = pytest.mark.slow  # the night killed three times in subprocesses (about 30 s)
+
 REPO = Path(__file__).resolve().parents[2]
 NIGHT = """
 import sys

@@ -74,6 +74,7 @@ def _promote_in_a_process(env: dict, queue, both_compared) -> None:
         queue.put(("error", str(exc)))
 
 
+@pytest.mark.slow  # two promotions in spawned processes (15-35 s)
 def test_two_promotions_at_once_leave_consistent_aliases(detectors, store):
     import os
 

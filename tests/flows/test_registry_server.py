@@ -66,6 +66,7 @@ def _register_and_crown(env: dict, source: str, rounds: int, queue) -> None:
         queue.put(("error", f"{exc.__class__.__name__}: {exc}"))
 
 
+@pytest.mark.slow  # an mlflow server and writers in processes (30-45 s)
 def test_writers_at_once_on_a_server_lose_no_champion_move(real_ingested, server_store):
     settings = server_store
     first = register_detector(settings, tiny_detector(real_ingested, "pca", "quantile"))

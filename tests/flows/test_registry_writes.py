@@ -135,6 +135,7 @@ def test_train_moves_no_alias_unless_asked(detector, real_ingested, store):
     assert aliases(store) == (None, "3", ())
 
 
+@pytest.mark.slow  # a retrain (20-35 s)
 def test_retrain_refused_when_another_run_moved_the_challenger(detector, shared_data, store, tmp_path,
                                                               monkeypatch):
     import flows.retrain as retrain_module

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 
+pytestmark = pytest.mark.slow  # two retrains and a train (about 100 s)
+
 
 def retrain(shared_data, out, *extra: str):
     inputs = ["--data", *(str(shared_data / f) for f in (BENIGN, DDOS, PORTSCAN))]  # as a shell glob gives them

@@ -89,6 +89,7 @@ def test_score_every_row_quarantine_the_unreadable_and_report_the_night(scored_s
     assert same.equals(ddos)  # the same input and model give the same file
 
 
+@pytest.mark.slow  # a local Dask cluster (20-35 s)
 def test_dask_cluster_with_parts_gives_the_sequential_outputs(scored_store, shared_data, tmp_path):
     from distributed import LocalCluster
 
@@ -168,6 +169,7 @@ def test_serve_builds_both_deployments_from_the_settings(monkeypatch):
     assert built["score-nightly"].parameters["inbox"] == "/srv/inbox"
 
 
+@pytest.mark.slow  # flowae serve in a subprocess (30-45 s)
 def test_flowae_serve_runs_score_nightly_when_its_deployment_is_triggered(scored_store, shared_data, tmp_path):
     """The real thing: `flowae serve` in its own process on the Prefect API; a run of its
     score-nightly deployment scores the inbox; SIGTERM stops it."""

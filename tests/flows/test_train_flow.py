@@ -23,6 +23,7 @@ def _artifacts(client: MlflowClient, run_id: str, path: str) -> set[str]:
     return {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run_id, path)}
 
 
+@pytest.mark.slow  # flowae train, per model (20-25 s with its setup)
 @pytest.mark.parametrize("model", ["lstm_ae", "isolation_forest"])
 def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, store):
     result = run_cli("train", "--data", str(real_ingested), "--model", model, *TRAIN_ON, *TINY, "--challenger")

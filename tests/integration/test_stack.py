@@ -23,6 +23,8 @@ import uuid
 import pytest
 from stack import DB_PASSWORD_VARS, S3_BUCKET, database_owners, http_status
 
+pytestmark = pytest.mark.slow  # the whole stack: Postgres, SeaweedFS, MLflow, Prefect (minutes)
+
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
