@@ -39,9 +39,8 @@ from components.data.contract import BENIGN
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect.evaluation import recall_at_fpr
 from components.detect.fit import evaluate_data, fit_detector
-from components.jobs import DetectorConfig, FlowRule, TrainJob
+from components.jobs import DetectorConfig, FlowRule, TrainConfig, TrainJob
 from components.learn.models import MODEL_NAMES
-from components.learn.training import TrainConfig
 from components.serve.scoring import score_file
 
 SHARED = REPO.parent / "shared" / "data" / "cicids2017"

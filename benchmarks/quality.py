@@ -38,8 +38,7 @@ from components.data.contract import BENIGN
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect import compare
 from components.detect.evaluation import recall_at_fpr
-from components.jobs import TrainJob
-from components.learn.training import TrainConfig
+from components.jobs import TrainConfig, TrainJob
 from components.report import plots
 
 SHARED = REPO.parent / "shared" / "data" / "cicids2017"

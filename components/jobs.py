@@ -12,12 +12,58 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from components.learn.split import SplitConfig
-from components.learn.training import TrainConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run; logged as MLflow params.
+
+    The defaults are the recommended model and budget, the ones ``train``, ``retrain``, ``compare``,
+    ``serve`` and ``demo`` use unless told otherwise: the best of ``benchmarks/quality.py``
+    (docs/BENCHMARKS.md has the tables behind it). Why these: with the recommended detector rule
+    (``DetectorConfig``) the plain ``lstm_ae`` is as good as any family and the
+    cheapest; training longer than 30 epochs fitted the training day and transferred worse.
+    """
+
+    model_config = FROZEN
+
+    model: str = "lstm_ae"
+    epochs: int = Field(default=30, ge=1)
+    window: int = Field(default=16, ge=1)  # 1: single flows (pca, isolation_forest only)
+    stride: int = Field(default=4, ge=1)  # training windows; scoring windows do not overlap (stride T)
+    hidden: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=512, ge=1)
+    lr: float = Field(default=3e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    patience: int = Field(default=4, ge=1)
+    scaler: Literal["standard", "robust"] = "standard"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(default=42, ge=0)
+    max_train_windows: int | None = Field(default=None, ge=1)
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class SplitConfig(BaseModel):
+    """Fractions of the training files' benign flows; training gets what is left."""
+
+    model_config = FROZEN
+
+    validation: float = Field(default=0.1, gt=0, lt=1)
+    calibration: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.2, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _leaves_training(self) -> SplitConfig:
+        if self.validation + self.calibration + self.test >= 0.9:
+            raise ValueError("validation + calibration + test must leave at least 10% for training")
+        return self
+
+    @property
+    def train(self) -> float:
+        return 1.0 - self.validation - self.calibration - self.test
 
 
 class FlowRule(BaseModel):
@@ -88,15 +134,13 @@ def train_job(*layers: Mapping[str, Any] | TrainJob | None, **fields: Any) -> Tr
 
     Layers are nested like the job (``{"train": {"epochs": 3}, "detector": {"rule": {...}}}``) and
     merge field by field; a None value is an option not given and overrides nothing; a model (a
-    whole ``TrainJob``, a ``FlowRule``) sets every one of its fields. The model name
-    is checked here too, so a bad job fails before any server starts or any file is read.
+    whole ``TrainJob``, a ``FlowRule``) sets every one of its fields. The model name is
+    checked where the models are (``learn.training.check_model``).
     """
     merged: dict[str, Any] = {}
     for layer in (*layers, fields):
         merged = _merge(merged, layer.model_dump() if isinstance(layer, BaseModel) else layer or {})
-    job = TrainJob.model_validate(merged)
-    job.train.check_model()
-    return job
+    return TrainJob.model_validate(merged)
 
 
 def _merge(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def build_job(settings: Settings, data: Path | None, *, default_data: Path | Non
     ``default_data``), then ``--job FILE.yaml``, then the flags the user gave (None: not given). A bad
     option or job file ends the command with one line and exit code 2."""
     from components.jobs import JobFileError, read_job_file, train_job
+    from components.learn.training import check_model
 
     from_settings = {"data": default_data, "train": {"device": settings.device, "seed": settings.seed}}
     options = {
@@ -70,7 +71,9 @@ def build_job(settings: Settings, data: Path | None, *, default_data: Path | Non
         from_file = read_job_file(job_file) if job_file is not None else None
         if data is None and default_data is None and not (from_file or {}).get("data"):
             fail(f"{command}: --data is needed (or a --job file with data:)", 2)
-        return train_job(from_settings, from_file, options)
+        job = train_job(from_settings, from_file, options)
+        check_model(job.train)
+        return job
     except JobFileError as exc:
         fail(f"{command}: --job {exc}", 2)
     except (ValidationError, ValueError) as exc:

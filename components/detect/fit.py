@@ -43,7 +43,7 @@ from components.detect.entities import (
     entity_evaluation,
 )
 from components.detect.evaluation import window_labels
-from components.jobs import DetectorConfig, TrainJob
+from components.jobs import DetectorConfig, SplitConfig, TrainJob
 from components.learn.dataset import (
     CALIBRATION,
     TEST,
@@ -53,8 +53,8 @@ from components.learn.dataset import (
     load_flows,
     prepare,
 )
-from components.learn.split import ROLE_NAMES, SplitConfig, split_flows
-from components.learn.training import EpochStats, TrainResult, train_model
+from components.learn.split import ROLE_NAMES, split_flows
+from components.learn.training import EpochStats, TrainResult, check_model, train_model
 
 
 @dataclass
@@ -162,7 +162,7 @@ class JobData:
 
 def prepare_job(job: TrainJob) -> JobData:
     """Load the job's curated files in capture order, split them, scale them, window them."""
-    job.train.check_model()
+    check_model(job.train)
     files, training_files, order = resolve_files(job)
     digests = [sha256_file(f) for f in files]
     flows = load_flows(files, feature_names=_training_features(training_files))

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from components.data.contract import BENIGN
 from components.data.curated import CuratedDataError, row_counts
 from components.data.readers import iter_parquet_batches
+from components.jobs import SplitConfig
 from components.learn.features import FeatureTransform, Scaler, log_features, select_features
 from components.learn.split import (
     CALIBRATION,
@@ -32,7 +33,6 @@ from components.learn.split import (
     TRAIN,
     VALIDATION,
     Split,
-    SplitConfig,
     segment_runs,
     split_flows,
 )

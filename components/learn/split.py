@@ -19,30 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.jobs import SplitConfig
 
 TRAIN, VALIDATION, CALIBRATION, TEST = 0, 1, 2, 3
 ROLE_NAMES = ("train", "validation", "calibration", "test")
-
-
-class SplitConfig(BaseModel):
-    """Fractions of the training files' benign flows; training gets what is left."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    validation: float = Field(default=0.1, gt=0, lt=1)
-    calibration: float = Field(default=0.1, gt=0, lt=1)
-    test: float = Field(default=0.2, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _leaves_training(self) -> SplitConfig:
-        if self.validation + self.calibration + self.test >= 0.9:
-            raise ValueError("validation + calibration + test must leave at least 10% for training")
-        return self
-
-    @property
-    def train(self) -> float:
-        return 1.0 - self.validation - self.calibration - self.test
 
 
 @dataclass(frozen=True)

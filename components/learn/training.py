@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from components.jobs import TrainConfig
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES, build_model
 from components.learn.windows import Windows, iter_batches
 from components.progress import progress_bar
@@ -25,40 +25,14 @@ from components.progress import progress_bar
 SINGLE_FLOW_OK = ("pca", "isolation_forest", "mahalanobis_flow")
 
 
-class TrainConfig(BaseModel):
-    """Everything that decides a training run; logged as MLflow params.
-
-    The defaults are the recommended model and budget, the ones ``train``, ``retrain``, ``compare``,
-    ``serve`` and ``demo`` use unless told otherwise: the best of ``benchmarks/quality.py``
-    (docs/BENCHMARKS.md has the tables behind it). Why these: with the recommended detector rule
-    (``components.jobs.DetectorConfig``) the plain ``lstm_ae`` is as good as any family and the
-    cheapest; training longer than 30 epochs fitted the training day and transferred worse.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = "lstm_ae"
-    epochs: int = Field(default=30, ge=1)
-    window: int = Field(default=16, ge=1)  # 1: single flows (pca, isolation_forest only)
-    stride: int = Field(default=4, ge=1)  # training windows; scoring windows do not overlap (stride T)
-    hidden: int = Field(default=32, ge=1)
-    batch_size: int = Field(default=512, ge=1)
-    lr: float = Field(default=3e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    grad_clip: float = Field(default=1.0, gt=0)
-    patience: int = Field(default=4, ge=1)
-    scaler: Literal["standard", "robust"] = "standard"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = Field(default=42, ge=0)
-    max_train_windows: int | None = Field(default=None, ge=1)
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    def check_model(self) -> None:
-        if self.model not in MODEL_NAMES + BASELINE_NAMES:
-            valid = ", ".join(MODEL_NAMES + BASELINE_NAMES)
-            raise ValueError(f"unknown model {self.model!r}; valid: {valid}")
-        if self.window < 2 and self.model not in SINGLE_FLOW_OK:
-            raise ValueError(f"{self.model} needs windows of at least 2 flows (window={self.window})")
+def check_model(cfg: TrainConfig) -> None:
+    """A model name the registry knows, and a window it can score (a job is checked here, where the
+    models are, before any file is read)."""
+    if cfg.model not in MODEL_NAMES + BASELINE_NAMES:
+        valid = ", ".join(MODEL_NAMES + BASELINE_NAMES)
+        raise ValueError(f"unknown model {cfg.model!r}; valid: {valid}")
+    if cfg.window < 2 and cfg.model not in SINGLE_FLOW_OK:
+        raise ValueError(f"{cfg.model} needs windows of at least 2 flows (window={cfg.window})")
 
 
 @dataclass
@@ -160,7 +134,7 @@ def train_model(
     Baselines are fitted in one pass. Neural models: AdamW, gradient clipping, bf16 autocast on
     CUDA, best-validation weights restored at the end, then ``calibrate`` on validation windows.
     """
-    cfg.check_model()
+    check_model(cfg)
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise ValueError(
             f"not enough benign windows: {len(train_idx)} for training, {len(val_idx)} for validation"

@@ -10,8 +10,15 @@ from pydantic import BaseModel, ValidationError
 from typer.testing import CliRunner
 
 from components import jobs
-from components.jobs import DetectorConfig, JobFileError, TrainJob, read_job_file, train_job
-from components.learn.training import TrainConfig
+from components.jobs import (
+    DetectorConfig,
+    JobFileError,
+    TrainConfig,
+    TrainJob,
+    read_job_file,
+    train_job,
+)
+from components.learn.training import check_model
 from components.settings import Settings
 from flows.cli import app
 from flows.cli_options import build_job
@@ -73,6 +80,6 @@ def test_the_builder_merges_layers_field_by_field_and_checks_the_model():
     job = train_job(base, {"train": {"epochs": None, "window": 4}}, detector={"rule": {"stride": 2}})
     assert (job.train.epochs, job.train.hidden, job.train.window, job.detector.rule.stride) == (3, 8, 4, 2)
     with pytest.raises(ValueError, match="unknown model 'gru'"):
-        train_job(data=Path("d"), train={"model": "gru"})
+        check_model(train_job(data=Path("d"), train={"model": "gru"}).train)
     with pytest.raises(ValidationError, match="lr"):
         train_job(data=Path("d"), train={"lr": 0})

@@ -12,8 +12,7 @@ TINY = ["--epochs", "2", "--window", "8", "--stride", "4", "--hidden", "8", "--b
 def tiny_detector(data, model: str = "lstm_ae", calibration: str = "mahalanobis", seed: int = 0):
     """A small detector trained on the benign file of an ingest folder (component path, no flow)."""
     from components.detect.fit import fit_detector
-    from components.jobs import DetectorConfig, TrainJob
-    from components.learn.training import TrainConfig
+    from components.jobs import DetectorConfig, TrainConfig, TrainJob
 
     job = TrainJob(data=data, files=(BENIGN.removesuffix(".csv"),),
                    train=TrainConfig(model=model, epochs=2, window=8, stride=4, hidden=8, batch_size=256,

@@ -36,8 +36,7 @@ def make_job():
 
 
 def tiny_job(data: Path, **train):
-    from components.jobs import DetectorConfig, TrainJob
-    from components.learn.training import TrainConfig
+    from components.jobs import DetectorConfig, TrainConfig, TrainJob
 
     # spelled out (not the recommended defaults): a tiny, fast detector with a quantile threshold
     detector = {"calibration": "quantile", "mahalanobis_inputs": False, "target_fpr": 0.01,

@@ -30,8 +30,7 @@ def night_data(shared_data, tmp_path_factory):
     """(ingest folder, detector trained on the unseen-host-free benign rows)."""
     from components.data.ingest import IngestConfig, ingest_paths
     from components.detect.fit import fit_detector
-    from components.jobs import DetectorConfig, TrainJob
-    from components.learn.training import TrainConfig
+    from components.jobs import DetectorConfig, TrainConfig, TrainJob
 
     raw = tmp_path_factory.mktemp("raw")
     lines = (shared_data / "friday-afternoon-benign-head.MachineLearningCVE.csv").read_bytes().splitlines(True)
@@ -157,8 +156,7 @@ def test_evaluation_reports_host_figures_per_night(night_data):
 
 def test_a_host_window_model_trains_calibrates_and_scores_each_host_on_its_own(night_data, tmp_path):
     from components.detect.fit import fit_detector
-    from components.jobs import DetectorConfig, FlowRule, TrainJob
-    from components.learn.training import TrainConfig
+    from components.jobs import DetectorConfig, FlowRule, TrainConfig, TrainJob
 
     folder, _ = night_data
     job = TrainJob(data=folder, files=("friday-benign-after-299.MachineLearningCVE",),

@@ -21,8 +21,9 @@ from components.detect.fit import (
     fit_detector,
     score_test,
 )
+from components.jobs import SplitConfig
 from components.learn.dataset import load_flows
-from components.learn.split import TEST, TRAIN, SplitConfig, split_flows
+from components.learn.split import TEST, TRAIN, split_flows
 
 MIXED = "friday-mixed.parquet"  # benign rows 1..2000, 300 DDoS, the other benign rows
 PORTSCAN = "friday-portscan-1000.TrafficLabelling.parquet"

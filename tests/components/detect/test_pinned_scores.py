@@ -36,8 +36,7 @@ def ingested(shared_data, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("model", sorted(PINNED))
 def test_scores_of_a_small_model_are_the_pinned_ones(ingested, model):
     from components.detect.fit import fit_detector
-    from components.jobs import DetectorConfig, TrainJob
-    from components.learn.training import TrainConfig
+    from components.jobs import DetectorConfig, TrainConfig, TrainJob
 
     detector_cfg, threshold, total, at = PINNED[model]
     train = TrainConfig(model=model, epochs=1, window=8, stride=4, hidden=8, batch_size=256, lr=1e-3,

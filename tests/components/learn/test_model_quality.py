@@ -15,11 +15,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from components.jobs import SplitConfig, TrainConfig
 from components.learn.dataset import TEST, FlowSet, prepare
 from components.learn.features import log_features, select_features
 from components.learn.models import MODEL_NAMES, build_model, score_array
-from components.learn.split import SplitConfig
-from components.learn.training import TrainConfig, train_model
+from components.learn.training import train_model
 from components.learn.windows import benign_window_mask
 from components.synth import synth_frame
 

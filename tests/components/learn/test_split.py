@@ -8,18 +8,9 @@ import pytest
 
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect.fit import prepare_job
-from components.jobs import DetectorConfig, TrainJob
+from components.jobs import DetectorConfig, SplitConfig, TrainConfig, TrainJob
 from components.learn.features import FeatureTransform
-from components.learn.split import (
-    CALIBRATION,
-    TEST,
-    TRAIN,
-    VALIDATION,
-    SplitConfig,
-    segment_runs,
-    split_flows,
-)
-from components.learn.training import TrainConfig
+from components.learn.split import CALIBRATION, TEST, TRAIN, VALIDATION, segment_runs, split_flows
 from components.synth import SynthConfig, write_days
 
 DAYS = ["monday", "friday_ddos"]

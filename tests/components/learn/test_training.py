@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from components.learn.training import TrainConfig, resolve_device, train_model
+from components.jobs import TrainConfig
+from components.learn.training import check_model, resolve_device, train_model
 from components.learn.windows import build_windows
 
 
@@ -30,7 +31,7 @@ def test_auto_device_takes_cuda_only_when_visible(monkeypatch):
 
 def test_unknown_model_and_bad_values_are_refused():
     with pytest.raises(ValueError, match="unknown model 'gru'"):
-        TrainConfig(model="gru").check_model()
+        check_model(TrainConfig(model="gru"))
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
 
