@@ -16,7 +16,6 @@ import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 
-from components.progress import interactive  # noqa: F401 - its home is components.progress
 from components.settings import Settings, artifact_location
 
 #: MLflow 3's UI opens an experiment without a kind in its GenAI view (traces, tokens), where none

@@ -67,7 +67,7 @@ def synth(
                           attacks=attacks, days=days)
     except ValueError as exc:
         fail(f"synth: {exc}", 2)
-    from components.tracking import interactive
+    from components.progress import interactive
 
     for path in write_days(cfg, out, progress=interactive()):  # a bar on a terminal, else a line per file
         typer.echo(str(path))

@@ -35,15 +35,15 @@ from components.jobs import ScoreJob
 from components.learn.training import resolve_device
 from components.locks import new_owner
 from components.progress import FileBar
-from components.report import plots
-from components.report.night import FileStats, markdown, night_description, night_headline
+from components.report.night import FileStats, markdown, night_headline
+from components.report.records import log_night
 from components.serve import nightly
 from components.serve.inbox import Ledger
 from components.serve.packaging import load_detector
 from components.serve.registry import pin_model
 from components.serve.scoring import FileResult, internal_failure, score_file, score_part
 from components.settings import load_settings
-from components.tracking import ensure_experiment, run_link, set_description, stage_run
+from components.tracking import ensure_experiment, run_link, stage_run
 from flows.cli_support import inputs_label, write_error_log
 from flows.retries import FileRunner, retry_on_io_error
 
@@ -186,39 +186,7 @@ def _log_night(settings, summary: dict, night: FileStats, detector, version: str
                            "model_uri": summary["model_uri"], "model_version": version, "model": detector.name,
                            "threshold": detector.threshold, "host_budget": settings.host_budget,
                            "host_max_rate": settings.host_max_rate})
-        set_description(night_description(summary))
-        ok = [f for f in summary["files"] if f["status"] == "ok"]
-        mlflow.log_metrics({"flows": summary["flows"], "anomalies": summary["anomalies"], "rate": summary["rate"],
-                            "files_ok": len(ok), "files_failed": len(summary["files"]) - len(ok),
-                            "rows_with_input_problems": summary["rows_with_input_problems"],
-                            "files_missing_features": sum(bool(f.get("missing_features")) for f in ok)})
-        gaps = {f["source"]: {"missing_columns": f["missing_columns"], "missing_features": f["missing_features"]}
-                for f in ok if f.get("missing_columns")}
-        if gaps:
-            mlflow.log_dict(gaps, "scoring/missing_columns.json")
-            mlflow.set_tag("flowae.missing_columns", "; ".join(
-                f"{Path(k).name}: {', '.join(v['missing_columns'])}" for k, v in gaps.items())[:5000])
-        mlflow.log_artifact(str(summary_path), "scoring")
-        entities = summary.get("entities") or {}
-        if entities.get("available"):
-            mlflow.log_metrics({"hosts_flagged": entities["hosts"]["flagged"], "hosts_ranked": entities["hosts"]["ranked"],
-                                "pairs_flagged": entities["pairs"]["flagged"]})
-            mlflow.log_dict(entities, "scoring/entities.json")
-            mlflow.set_tag("flowae.hosts_flagged", ", ".join(
-                r["entity"] for r in entities["hosts"]["table"] if r["flagged"])[:5000] or "none")
-        reference = detector.reference.get("score", {}).get("sample", [])
-        mlflow.log_figure(plots.night_histogram(night.hist, reference, detector.threshold),
-                          "plots/score_histogram.png")
-        if summary["by_hour"]:
-            mlflow.log_figure(plots.anomalies_over_time(summary["by_hour"]), "plots/anomalies_over_time.png")
-        drift = summary.get("drift")
-        if drift:
-            mlflow.log_metrics({"drift.score_psi": drift["score_psi"],
-                                "drift.features_shifted": len(drift["shifted_features"]),
-                                **{f"drift.psi.{k}": v for k, v in drift["feature_psi"].items()}})
-            mlflow.log_figure(plots.drift_bars(drift["feature_psi"]), "plots/feature_drift.png")
-            if drift["warning"]:
-                mlflow.set_tag("flowae.drift_warning", drift["warning"][:5000])
+        log_night(summary, night, detector, summary_path)
         return run.info.run_id
 
 

@@ -31,6 +31,7 @@ from components.detect.fit import (
 from components.jobs import TrainJob
 from components.learn.dataset import load_prepared, save_prepared
 from components.learn.training import resolve_device
+from components.progress import interactive
 from components.report.records import (
     epoch_logger,
     key_figures,
@@ -46,7 +47,7 @@ from components.serve.packaging import input_schema, log_detector
 from components.serve.registry import package_version, register
 from components.settings import load_settings
 from components.stage_results import Calibrated, Evaluated, Prepared, Registered, Trained
-from components.tracking import interactive, model_link, run_link, set_description, stage_run
+from components.tracking import model_link, run_link, set_description, stage_run
 
 
 class RunRef(BaseModel):

@@ -176,12 +176,13 @@ class Detector:
         return self.output_frame(scored, index=frame.index)
 
     def output_frame(self, scored: ScoredFlows, index=None) -> pd.DataFrame:
+        """The ``OUTPUT_COLUMNS`` of scored flows: score, flag, then the names of the top features."""
         names = np.asarray(self.feature_names, dtype=object)
-        out = pd.DataFrame({"anomaly_score": scored.scores,
-                            "is_anomaly": scored.scores > self.threshold}, index=index)
-        for k in range(3):
-            col = scored.top_features[:, k] if scored.top_features.shape[1] > k else None
-            out[f"top_feature_{k + 1}"] = names[col] if col is not None else None
+        score, flag, *tops = OUTPUT_COLUMNS
+        out = pd.DataFrame({score: scored.scores, flag: scored.scores > self.threshold}, index=index)
+        for k, column in enumerate(tops):
+            picked = scored.top_features[:, k] if scored.top_features.shape[1] > k else None
+            out[column] = names[picked] if picked is not None else None
         return out
 
     # --- persistence -------------------------------------------------------------------------

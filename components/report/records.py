@@ -6,6 +6,7 @@ nothing here creates runs or decides where they go.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -18,8 +19,9 @@ from components.jobs import TrainJob
 from components.learn.dataset import PreparedData
 from components.learn.training import EpochStats, TrainResult
 from components.report import plots
+from components.report.night import FileStats, night_description
 from components.report.tables import summary_table
-from components.tracking import file_dataset
+from components.tracking import file_dataset, set_description
 
 
 def log_job(job: TrainJob, prefix: str = "") -> None:
@@ -167,3 +169,42 @@ def reconstructions(detector: Detector, x: np.ndarray, evalset: EvalSet, k: int 
     with torch.no_grad():
         recon = model.reconstruct(torch.from_numpy(inputs)).float().numpy()
     return inputs, recon, detector.feature_names, titles
+
+
+def log_night(summary: dict, night: FileStats, detector: Detector, summary_path: Path) -> None:
+    """What a scoring run records of its night (the active run): the headline and hosts as its
+    description, counts and drift as metrics, the summary and entity tables, and the histogram,
+    anomalies-over-time and drift figures."""
+    set_description(night_description(summary))
+    ok = [f for f in summary["files"] if f["status"] == "ok"]
+    mlflow.log_metrics({"flows": summary["flows"], "anomalies": summary["anomalies"], "rate": summary["rate"],
+                        "files_ok": len(ok), "files_failed": len(summary["files"]) - len(ok),
+                        "rows_with_input_problems": summary["rows_with_input_problems"],
+                        "files_missing_features": sum(bool(f.get("missing_features")) for f in ok)})
+    gaps = {f["source"]: {"missing_columns": f["missing_columns"], "missing_features": f["missing_features"]}
+            for f in ok if f.get("missing_columns")}
+    if gaps:
+        mlflow.log_dict(gaps, "scoring/missing_columns.json")
+        mlflow.set_tag("flowae.missing_columns", "; ".join(
+            f"{Path(k).name}: {', '.join(v['missing_columns'])}" for k, v in gaps.items())[:5000])
+    mlflow.log_artifact(str(summary_path), "scoring")
+    entities = summary.get("entities") or {}
+    if entities.get("available"):
+        mlflow.log_metrics({"hosts_flagged": entities["hosts"]["flagged"], "hosts_ranked": entities["hosts"]["ranked"],
+                            "pairs_flagged": entities["pairs"]["flagged"]})
+        mlflow.log_dict(entities, "scoring/entities.json")
+        mlflow.set_tag("flowae.hosts_flagged", ", ".join(
+            r["entity"] for r in entities["hosts"]["table"] if r["flagged"])[:5000] or "none")
+    reference = detector.reference.get("score", {}).get("sample", [])
+    mlflow.log_figure(plots.night_histogram(night.hist, reference, detector.threshold),
+                      "plots/score_histogram.png")
+    if summary["by_hour"]:
+        mlflow.log_figure(plots.anomalies_over_time(summary["by_hour"]), "plots/anomalies_over_time.png")
+    drift = summary.get("drift")
+    if drift:
+        mlflow.log_metrics({"drift.score_psi": drift["score_psi"],
+                            "drift.features_shifted": len(drift["shifted_features"]),
+                            **{f"drift.psi.{k}": v for k, v in drift["feature_psi"].items()}})
+        mlflow.log_figure(plots.drift_bars(drift["feature_psi"]), "plots/feature_drift.png")
+        if drift["warning"]:
+            mlflow.set_tag("flowae.drift_warning", drift["warning"][:5000])
