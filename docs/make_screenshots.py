@@ -67,12 +67,11 @@ def main() -> int:
                                "--default-artifact-root", str(work / "artifacts"), "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        while not answers(f"http://127.0.0.1:{port}/health"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"make_screenshots: mlflow server on port {port} never answered /health")
+            time.sleep(0.5)
         shoot(printed_link(done.stdout, "open: "), REPO / "docs" / "mlflow_compare.png", work / "chrome1")
         shoot(printed_link(done.stdout, "best: "), REPO / "docs" / "mlflow_run.png", work / "chrome2")
     finally:
@@ -80,6 +79,15 @@ def main() -> int:
         server.wait(timeout=30)
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def answers(url: str) -> bool:
+    """The same probe as the tests' ``tests/waits.answers_health`` (this script imports nothing of tests/)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":
