@@ -1,5 +1,5 @@
 """Real CIC-IDS2017 rows ingested once per module (no Prefect: the component path), and a tiny
-detector trained on the benign file's early part."""
+detector trained on the benign file's early part, for the detect and serve tests."""
 from __future__ import annotations
 
 from pathlib import Path
