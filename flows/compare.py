@@ -13,13 +13,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from components.data.contract import BENIGN
 from components.detect.compare import (
-    RECALL_AT_FPR,
     job_for,
     leaderboard,
     resolve_models,
     run_model,
 )
 from components.jobs import CompareJob, TrainJob
+from components.progress import interactive
 from components.report import plots
 from components.report.records import (
     epoch_logger,
@@ -30,13 +30,12 @@ from components.report.records import (
     log_job,
     log_training,
 )
-from components.report.tables import leaderboard_markdown
+from components.report.tables import leaderboard_markdown, other_day_note
 from components.settings import load_settings
 from components.stage_results import ModelRun
 from components.tracking import (
     children_view,
     ensure_experiment,
-    interactive,
     new_run,
     run_link,
     set_description,
@@ -78,15 +77,6 @@ def compare_model_task(spec: str, job: TrainJob, parent: str, work: str) -> Mode
 
 def _key(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label).strip("_")
-
-
-def other_day_note(board, other_files: list[str]) -> str:
-    """One line under the leaderboard: what the recall@1%FPR columns were measured against."""
-    if RECALL_AT_FPR in board.columns:
-        return (f"{RECALL_AT_FPR}: share of attack flows above the 99th percentile of each model's "
-                f"scores on other-day benign flows ({', '.join(other_files)}).")
-    return (f"{RECALL_AT_FPR} not reported: the test data holds no benign flows of another day than "
-            "the training files' (give such files with --data and train on others with --files/--days).")
 
 
 def _flow_run_name() -> str:

@@ -15,7 +15,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from components.jobs import RetrainJob
-from components.report.records import log_job
+from components.report.records import log_job, retrain_description
+from components.report.tables import summary_markdown
 from components.serve.promotion import PromotionRefused
 from components.settings import load_settings
 from components.stage_results import Validated
@@ -36,7 +37,6 @@ from flows.stages import (
     evaluate_task,
     register_task,
     say,
-    summary_markdown,
     train_task,
     windows_task,
 )
@@ -122,15 +122,6 @@ def retrain_flow(job: RetrainJob) -> dict:
     create_markdown_artifact(key="retrain-summary", markdown=summary_markdown("retrain", summary),
                              description="retrain: registered version and promotion decision")
     return summary
-
-
-def retrain_description(summary: dict, evaluation_md: str, registry_link: str) -> str:
-    """The parent run's description: the decision, then the evaluation summary (markdown)."""
-    decision = ("promoted to champion" if summary["promoted"]
-                else f"not promoted ({summary['decision']}); champion stays version {summary['champion']}")
-    return (f"**{summary['model']}**: test AUROC {summary['test_auroc']:.4f}, F1 {summary['test_f1']:.4f}, "
-            f"FPR on benign {summary['test_fpr']:.4f} at threshold {summary['threshold']:.4g}; registered as "
-            f"[version {summary['version']}]({registry_link}), {decision}.\n\n{evaluation_md}")
 
 
 def scheduled_job(inputs: list[str] | None = None, days: list[str] | None = None, model: str | None = None

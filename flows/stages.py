@@ -13,7 +13,6 @@ import hashlib
 from pathlib import Path
 
 import mlflow
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
@@ -42,8 +41,8 @@ from components.report.records import (
     log_training,
     reconstructions,
 )
-from components.report.tables import markdown_table, summary_table
-from components.serve.packaging import input_schema, log_detector
+from components.report.tables import summary_table
+from components.serve.packaging import input_example, log_detector
 from components.serve.registry import package_version, register
 from components.settings import load_settings
 from components.stage_results import Calibrated, Evaluated, Prepared, Registered, Trained
@@ -186,19 +185,3 @@ def say(line: str, active=None) -> None:
         line += f"; MLflow {run_link(load_settings(), active.info.experiment_id, active.info.run_id)}"
     with contextlib.suppress(Exception):  # outside a Prefect run (a task's .fn() in a test): no log
         get_run_logger().info(line)
-
-
-def input_example(detector: Detector, rows: int = 5):
-    """A few curated rows of the first training file, in the columns the signature names."""
-    info = detector.info
-    from components.data.curated import curated_folder
-
-    folder = curated_folder(Path(info.data_dir))
-    first = folder / (info.training_files or info.files)[0]
-    frame = pq.read_table(first).slice(0, rows).to_pandas()
-    allowed = set(input_schema().input_names())
-    return frame[[c for c in frame.columns if c in allowed]]
-
-
-def summary_markdown(title: str, values: dict) -> str:
-    return f"## {title}\n\n" + markdown_table(["", ""], values.items())

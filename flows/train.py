@@ -8,6 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from components.data.readers import sha256_file
 from components.detect.fit import data_digest, resolve_files
 from components.jobs import TrainJob
+from components.report.tables import summary_markdown
 from components.settings import load_settings
 from components.tracking import ensure_experiment, new_run, run_link
 from flows.cli_support import flow_job, inputs_label
@@ -17,7 +18,6 @@ from flows.stages import (
     checkpoint_for,
     evaluate_task,
     register_task,
-    summary_markdown,
     train_task,
     windows_task,
 )

@@ -208,3 +208,12 @@ def log_night(summary: dict, night: FileStats, detector: Detector, summary_path:
         mlflow.log_figure(plots.drift_bars(drift["feature_psi"]), "plots/feature_drift.png")
         if drift["warning"]:
             mlflow.set_tag("flowae.drift_warning", drift["warning"][:5000])
+
+
+def retrain_description(summary: dict, evaluation_md: str, registry_link: str) -> str:
+    """The parent run's description: the decision, then the evaluation summary (markdown)."""
+    decision = ("promoted to champion" if summary["promoted"]
+                else f"not promoted ({summary['decision']}); champion stays version {summary['champion']}")
+    return (f"**{summary['model']}**: test AUROC {summary['test_auroc']:.4f}, F1 {summary['test_f1']:.4f}, "
+            f"FPR on benign {summary['test_fpr']:.4f} at threshold {summary['threshold']:.4g}; registered as "
+            f"[version {summary['version']}]({registry_link}), {decision}.\n\n{evaluation_md}")

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from components.detect.compare import RECALL_AT_FPR
 from components.detect.evaluation import Evaluation
 
 
@@ -67,3 +68,17 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     return str(value)
+
+
+def summary_markdown(title: str, values: dict) -> str:
+    """A stage's key figures as a titled two-column table (the train and retrain artifacts)."""
+    return f"## {title}\n\n" + markdown_table(["", ""], values.items())
+
+
+def other_day_note(board, other_files: list[str]) -> str:
+    """One line under the leaderboard: what the recall@1%FPR columns were measured against."""
+    if RECALL_AT_FPR in board.columns:
+        return (f"{RECALL_AT_FPR}: share of attack flows above the 99th percentile of each model's "
+                f"scores on other-day benign flows ({', '.join(other_files)}).")
+    return (f"{RECALL_AT_FPR} not reported: the test data holds no benign flows of another day than "
+            "the training files' (give such files with --data and train on others with --files/--days).")

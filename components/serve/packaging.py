@@ -29,10 +29,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from components.data.contract import load_contract
+from components.data.curated import curated_folder
 from components.data.readers import sha256_file
 from components.detect.detector import OUTPUT_COLUMNS, Detector
 from components.serve.scoring import SCORE_FIELDS
@@ -204,3 +206,13 @@ def verified_pyfunc(model_uri: str):
                                  f"recorded when it was logged ({', '.join(changed)}); loading it would "
                                  f"run code nobody checked")
         return mlflow.pyfunc.load_model(str(local))
+
+
+def input_example(detector: Detector, rows: int = 5):
+    """A few curated rows of the first training file, in the columns the signature names."""
+    info = detector.info
+    folder = curated_folder(Path(info.data_dir))
+    first = folder / (info.training_files or info.files)[0]
+    frame = pq.read_table(first).slice(0, rows).to_pandas()
+    allowed = set(input_schema().input_names())
+    return frame[[c for c in frame.columns if c in allowed]]
