@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from components.data.contract import BENIGN
 from components.data.ingest import IngestConfig, ingest_paths
 from components.detect.evaluation import recall_at_fpr
-from components.detect.fit import evaluate_data, fit_detector
+from components.detect.fit import fit_detector
+from components.detect.holdout import evaluate_data
 from components.jobs import DetectorConfig, FlowRule, TrainConfig, TrainJob
 from components.learn.models import MODEL_NAMES
 from components.serve.scoring import score_file

@@ -49,7 +49,7 @@ def write_error_log(log_dir: Path | None, command: str, exc: BaseException) -> P
 def _refusals() -> tuple[type[BaseException], ...]:
     """flowae's own one-line refusals (registry state, changed data, untrusted model files);
     imported only on the failure path, so the CLI starts as fast as before."""
-    from components.detect.fit import DataChanged
+    from components.detect.holdout import DataChanged
     from components.serve.packaging import UntrustedModel
     from components.serve.registry import RegistryError
 

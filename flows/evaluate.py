@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from components.detect.evaluation import evaluate
-from components.detect.fit import evaluate_data
+from components.detect.holdout import evaluate_data
 from components.report.records import key_figures, log_evaluation
 from components.report.tables import summary_table
 from components.serve.packaging import load_detector

@@ -20,13 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from components.detect.detector import Detector
 from components.detect.evaluation import evaluate
-from components.detect.fit import (
-    calibrate_detector,
-    data_digest,
-    prepare_job,
-    score_test,
-    train_detector,
-)
+from components.detect.fit import calibrate_detector, prepare_job, train_detector
+from components.detect.holdout import data_digest, score_test
 from components.jobs import TrainJob
 from components.learn.dataset import load_prepared, save_prepared
 from components.learn.training import resolve_device

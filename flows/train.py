@@ -6,7 +6,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from components.data.readers import sha256_file
-from components.detect.fit import data_digest, resolve_files
+from components.detect.fit import resolve_files
+from components.detect.holdout import data_digest
 from components.jobs import TrainJob
 from components.report.tables import summary_markdown
 from components.settings import load_settings

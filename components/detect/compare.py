@@ -27,7 +27,8 @@ import pandas as pd
 from components.data.capture_order import DAYS, TIMESTAMP, FileOrder, capture_key
 from components.data.contract import BENIGN
 from components.detect.evaluation import Evaluation, evaluate, recall_at_fpr
-from components.detect.fit import EvalSet, FitResult, fit_detector, score_test
+from components.detect.fit import FitResult, fit_detector
+from components.detect.holdout import EvalSet, score_test
 from components.jobs import TrainJob
 from components.learn.models import BASELINE_NAMES, MODEL_NAMES
 from components.settings import load_settings

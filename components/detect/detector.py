@@ -40,7 +40,7 @@ OUTPUT_COLUMNS = ("anomaly_score", "is_anomaly", "top_feature_1", "top_feature_2
 class ModelRecord(BaseModel):
     """What a detector records of how it was made (``Detector.info``, "info" in detector.json): the
     contract between training, which writes it, and ``evaluate`` and ``promote``, which re-derive
-    the model's test flows from it (``components.detect.fit.check_recorded_data``, ``fitted_flows``).
+    the model's test flows from it (``components.detect.holdout.check_recorded_data``, ``fitted_flows``).
 
     Training writes the first group (``fit.train_detector``), preparation the second
     (``fit.JobData.record``). Every field is optional: records saved before a field existed load

@@ -14,7 +14,8 @@ import numpy as np
 from components.data.contract import BENIGN
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation
-from components.detect.fit import EvalSet, JobData
+from components.detect.fit import JobData
+from components.detect.holdout import EvalSet
 from components.jobs import TrainJob
 from components.learn.dataset import PreparedData
 from components.learn.training import EpochStats, TrainResult

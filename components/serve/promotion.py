@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 from components.detect.detector import Detector
 from components.detect.evaluation import Evaluation, evaluate
-from components.detect.fit import DataChanged, evaluate_recorded_test
+from components.detect.holdout import DataChanged, evaluate_recorded_test
 from components.report.tables import markdown_table
 from components.serve.packaging import load_detector
 from components.serve.registry import (

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from components.detect.detector import OUTPUT_COLUMNS, Detector
-from components.detect.fit import score_test
+from components.detect.holdout import score_test
 
 
 def test_raw_csv_of_either_variant_scores_like_its_curated_rows(tiny_fit, real_ingested, shared_data, names):

@@ -141,7 +141,7 @@ def test_benign_rank_is_uniform_on_benign_scores_and_calibration_without_hosts_u
 
 def test_evaluation_reports_host_figures_per_night(night_data):
     from components.detect.evaluation import evaluate
-    from components.detect.fit import evaluate_data
+    from components.detect.holdout import evaluate_data
 
     folder, detector = night_data
     scored = evaluate_data(detector, folder)

@@ -14,13 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from components.detect.fit import (
-    DataChanged,
-    evaluate_data,
-    evaluate_recorded_test,
-    fit_detector,
-    score_test,
-)
+from components.detect.fit import fit_detector
+from components.detect.holdout import DataChanged, evaluate_data, evaluate_recorded_test, score_test
 from components.jobs import SplitConfig
 from components.learn.dataset import load_flows
 from components.learn.split import TEST, TRAIN, split_flows

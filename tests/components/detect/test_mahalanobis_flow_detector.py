@@ -11,7 +11,8 @@ import pytest
 
 from components.detect.compare import RECALL_AT_FPR, run_model
 from components.detect.detector import Detector
-from components.detect.fit import fit_detector, score_test
+from components.detect.fit import fit_detector
+from components.detect.holdout import score_test
 from components.learn.dataset import TRAIN
 
 

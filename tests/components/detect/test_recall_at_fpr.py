@@ -11,7 +11,7 @@ import pytest
 from components.data.capture_order import GIVEN, NAME, TIMESTAMP, FileOrder
 from components.detect.compare import capture_day, other_day_files, recall_at_other_day_fpr
 from components.detect.evaluation import recall_at_fpr
-from components.detect.fit import EvalSet
+from components.detect.holdout import EvalSet
 
 
 def test_recall_above_the_99th_percentile_of_benign():
