@@ -14,6 +14,7 @@ import mlflow
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from components.data.ingest import manifest_failures
 from components.jobs import RetrainJob
 from components.report.records import log_job, retrain_description
 from components.report.tables import summary_markdown
@@ -52,8 +53,7 @@ def validate_task(ingest: dict, run: RunRef) -> Validated:
     """The gate before training: every input ingested, none empty, the GX suite passed."""
     manifest = json.loads(Path(ingest["manifest"]).read_text())
     files = manifest["files"]
-    failed = [f"{Path(f['source']).name} ({f['status']}: {f.get('error')})" for f in files if f["status"] != "ok"]
-    gx_failed = [Path(f["source"]).name for f in files if f.get("validation_success") is False]
+    failed, gx_failed = manifest_failures(manifest)
     with run.open("validate") as active:
         mlflow.log_metrics({"files": len(files), "files_failed": len(failed), "gx_failed": len(gx_failed),
                             "rows_curated": sum(f["rows_curated"] for f in files),

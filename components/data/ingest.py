@@ -473,3 +473,12 @@ def ingest_paths(inputs: list[str], cfg: IngestConfig,
         return reports
 
     return run_ingest(inputs, cfg, each)
+
+
+def manifest_failures(manifest: dict) -> tuple[list[str], list[str]]:
+    """The gate before training: the inputs that failed ingest (``name (status: error)``) and those
+    that failed the data contract (Great Expectations); both empty when the data may train."""
+    files = manifest["files"]
+    failed = [f"{Path(f['source']).name} ({f['status']}: {f.get('error')})" for f in files if f["status"] != "ok"]
+    gx_failed = [Path(f["source"]).name for f in files if f.get("validation_success") is False]
+    return failed, gx_failed
