@@ -87,7 +87,7 @@ def mahalanobis(errors: np.ndarray, mean: np.ndarray, precision: np.ndarray,
     return np.sqrt(np.maximum(squared.astype(np.float64), 0.0))
 
 
-def calibrate(method: str, scores: np.ndarray, target_fpr: float = 0.01,
+def calibrate(method: str, scores: np.ndarray, target_fpr: float,
               feature_errors: np.ndarray | None = None, pot_initial_quantile: float = 0.98,
               fit_errors: np.ndarray | None = None, inputs: np.ndarray | None = None,
               fit_inputs: np.ndarray | None = None) -> Calibration:

@@ -68,11 +68,11 @@ def test_mahalanobis_uses_the_error_covariance_and_keeps_the_target():
 
 def test_unknown_method_and_empty_input_are_clear():
     with pytest.raises(ValueError, match="unknown calibration method 'best'"):
-        calibrate("best", np.ones(10))
+        calibrate("best", np.ones(10), 0.01)
     with pytest.raises(ValueError, match="needs benign calibration flows"):
-        calibrate("quantile", np.array([np.nan]))
+        calibrate("quantile", np.array([np.nan]), 0.01)
     with pytest.raises(ValueError, match="per-feature errors"):
-        calibrate("mahalanobis", np.ones(10))
+        calibrate("mahalanobis", np.ones(10), 0.01)
 
 
 def test_oracle_threshold_is_the_best_f1_cut():
