@@ -163,7 +163,7 @@ class Ledger:
         con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         try:
             con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
+            _use_wal(con)
             con.execute("PRAGMA synchronous=FULL")
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -328,6 +328,20 @@ class Ledger:
             except FileExistsError:
                 continue
         raise RuntimeError(f"{self.out}: no free folder name for the night {name}")
+
+
+def _use_wal(con: sqlite3.Connection, timeout_s: float = 60.0) -> None:
+    """Switch a new ledger to WAL (a ledger keeps it). The first connections race to switch, and
+    SQLite answers a switch that meets another connection's lock with "database is locked" at once,
+    without its busy wait: so wait here, as the connection's own timeout would."""
+    deadline = time.monotonic() + timeout_s
+    while con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _item(row: sqlite3.Row) -> Item:
