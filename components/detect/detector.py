@@ -46,8 +46,7 @@ class ModelRecord(BaseModel):
     (``fit.JobData.record``). Every field is optional: records saved before a field existed load
     as they are (no ``file_digests``: the aggregate ``data_digest`` vouches for the files), and
     keys of records written by other versions are kept (``extra="allow"``), so a load and save
-    writes the same JSON keys (only the fields set, :meth:`as_json`). It still reads like the dict
-    it is stored as (``info["files"]``, ``info.get(...)``, ``{**info}``) for code written against that.
+    writes the same JSON keys (only the fields set, :meth:`as_json`).
     """
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
@@ -78,31 +77,6 @@ class ModelRecord(BaseModel):
     def as_json(self) -> dict[str, Any]:
         """The fields set, as stored in detector.json."""
         return self.model_dump(exclude_unset=True)
-
-    # --- read and written like the dict it is stored as ---------------------------------------
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.model_fields_set:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.model_fields_set
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.model_fields_set else default
-
-    def keys(self):
-        return self.as_json().keys()
-
-    def items(self):
-        return {k: self[k] for k in self.keys()}.items()
-
-    def update(self, other: ModelRecord | dict) -> None:
-        for key, value in ModelRecord.of(other).as_json().items():
-            setattr(self, key, value)
 
 
 @dataclass

@@ -32,7 +32,7 @@ def register_detector(settings, detector) -> str:
     from components.serve.registry import register
     from components.tracking import stage_run
 
-    first = Path(detector.info["data_dir"]) / "curated" / detector.info["files"][0]
+    first = Path(detector.info.data_dir) / "curated" / detector.info.files[0]
     example = pq.read_table(first).slice(0, 3).to_pandas().drop(columns=["source_file", "row_number"])
     with stage_run(settings, settings.train_experiment, detector.name):
         info = log_detector(detector, example)

@@ -32,11 +32,11 @@ def _evaluate(real_ingested, store, *extra):
 
 def test_evaluate_on_the_training_folder_counts_no_training_flow(detector, real_ingested, store):
     register_detector(store, detector)
-    counts = detector.info["split_counts"]
+    counts = detector.info.split_counts
     fitted = sum(counts[role]["benign"] for role in ("train", "validation", "calibration"))
     benign_rows = pq.read_metadata(real_ingested / "curated" / TRAINING_FILE).num_rows
     assert fitted + counts["test"]["benign"] == benign_rows and counts["test"]["benign"] < fitted
-    assert set(detector.info["file_digests"]) == set(detector.info["files"])
+    assert set(detector.info.file_digests) == set(detector.info.files)
 
     lines, run, artifact = _evaluate(real_ingested, store)
     line = (f"left out {fitted} flows fitted or calibrated on (benign train/validation/calibration "

@@ -191,8 +191,8 @@ def test_promotion_after_a_data_change_is_refused_in_one_line(detectors, store, 
     v1 = register_detector(store, detectors["weak"])
     promote(store)
     moved = Detector.load(detectors["strong"].save(tmp_path / "strong"))
-    data = shutil.copytree(moved.info["data_dir"], tmp_path / "ingested")
-    moved.info["data_dir"] = str(data)  # its recorded data: a copy this test may change
+    data = shutil.copytree(moved.info.data_dir, tmp_path / "ingested")
+    moved.info.data_dir = str(data)  # its recorded data: a copy this test may change
     v2 = register_detector(store, moved)
     changed = data / "curated" / "friday-ddos-1000.TrafficLabelling.parquet"
     table = pq.read_table(changed)

@@ -117,7 +117,7 @@ def test_evaluate_a_registered_model_on_labelled_data(real_ingested, store, tmp_
     from components.serve.packaging import load_detector
 
     record = load_detector("models:/flowae@challenger").info
-    test_benign = record["split_counts"]["test"]["benign"]  # the model's own training flows are left out
+    test_benign = record.split_counts["test"]["benign"]  # the model's own training flows are left out
     assert 0 < test_benign < 9998 // 4
     assert metrics["flows"] == test_benign + 2000 and metrics["attacks"] == 2000
     assert {"auroc", "auprc", "f1", "fpr", "recall.DDoS", "recall.PortScan", "window_auroc"} <= set(metrics)

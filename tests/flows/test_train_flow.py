@@ -62,7 +62,7 @@ def test_train_logs_one_run_and_registers_the_challenger(model, real_ingested, s
     assert {"flowae.data_digest", "flowae.version", "flowae.prefect_flow_run_id", "metric.auroc"} <= set(version.tags)
     detector = load_detector("models:/flowae@challenger")
     assert detector.name == model and detector.threshold == pytest.approx(metrics["threshold"])
-    assert detector.info["training_files"] == [BENIGN.replace(".csv", ".parquet")]
+    assert detector.info.training_files == [BENIGN.replace(".csv", ".parquet")]
 
 
 def test_resume_continues_the_same_run_after_a_crash(real_ingested, store, monkeypatch):

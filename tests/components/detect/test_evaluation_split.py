@@ -78,12 +78,12 @@ def _rows(scored, file: str) -> set[int]:
 
 def test_recorded_test_counts_test_benign_and_every_attack_flow(fit_a, mixed):
     info = fit_a.detector.info
-    assert set(info["file_digests"]) == {MIXED, PORTSCAN} and all(len(d) == 64 for d in info["file_digests"].values())
+    assert set(info.file_digests) == {MIXED, PORTSCAN} and all(len(d) == 64 for d in info.file_digests.values())
     scored = evaluate_recorded_test(fit_a.detector, info)
     benign = scored.labels == "BENIGN"
-    assert int(benign.sum()) == info["split_counts"]["test"]["benign"]  # the test segment's benign flows
+    assert int(benign.sum()) == info.split_counts["test"]["benign"]  # the test segment's benign flows
     assert int((scored.labels == "DDoS").sum()) == N_DDOS and int((scored.labels == "PortScan").sum()) == 1000
-    flows, roles = _mixed_roles(mixed, SplitConfig(**info["split"]))
+    flows, roles = _mixed_roles(mixed, SplitConfig(**info.split))
     ddos_rows = np.flatnonzero(flows.labels == "DDoS")
     assert (roles[ddos_rows] == TRAIN).all()  # the attack flows lie in the training segment, counted all the same
     fitted = set((np.flatnonzero(flows.is_benign & (roles != TEST)) + 1).tolist())
@@ -123,7 +123,7 @@ def test_evaluate_data_on_the_training_folder_and_with_training_data(fit_a, mixe
 
 
 def test_old_record_without_file_digests_uses_the_aggregate(fit_a, mixed, tmp_path):
-    old = {k: v for k, v in fit_a.detector.info.items() if k != "file_digests"}
+    old = {k: v for k, v in fit_a.detector.info.as_json().items() if k != "file_digests"}
     assert _keys(evaluate_recorded_test(fit_a.detector, old)) == _keys(
         evaluate_recorded_test(fit_a.detector, fit_a.detector.info))
     # its folder changed and cannot vouch for the bytes: every benign flow of the same-named file is left out
@@ -140,7 +140,7 @@ def test_old_record_without_file_digests_uses_the_aggregate(fit_a, mixed, tmp_pa
 def test_data_changed_names_the_file_in_one_line(fit_a, mixed, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(mixed, copy)
-    info = {**fit_a.detector.info, "data_dir": str(copy)}
+    info = {**fit_a.detector.info.as_json(), "data_dir": str(copy)}
     elsewhere = evaluate_recorded_test(fit_a.detector, info)  # same bytes elsewhere: the same flows
     assert _keys(elsewhere) == _keys(evaluate_recorded_test(fit_a.detector, fit_a.detector.info))
     frame = pq.read_table(copy / "curated" / PORTSCAN).to_pandas()
@@ -163,8 +163,8 @@ def test_data_changed_names_the_file_in_one_line(fit_a, mixed, tmp_path):
 
 def test_exclude_leaves_out_what_the_other_record_fitted_on(fit_a, fit_b, mixed):
     a, b = fit_a.detector, fit_b.detector
-    flows, roles_a = _mixed_roles(mixed, SplitConfig(**a.info["split"]))
-    _, roles_b = _mixed_roles(mixed, SplitConfig(**b.info["split"]))
+    flows, roles_a = _mixed_roles(mixed, SplitConfig(**a.info.split))
+    _, roles_b = _mixed_roles(mixed, SplitConfig(**b.info.split))
     benign_rows = lambda roles: set((np.flatnonzero(flows.is_benign & (roles == TEST)) + 1).tolist())
     test_a, test_b = benign_rows(roles_a), benign_rows(roles_b)
     assert test_a < test_b  # B tests on more: the stretch A calibrated on is in B's test segment
